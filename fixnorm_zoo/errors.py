@@ -1,0 +1,25 @@
+"""Every error a user can cause, in one place. Each subclasses the builtin that fits, and its message says what to
+do about it."""
+
+from __future__ import annotations
+
+
+class FixNormZooError(Exception):
+    """Base class of the package's errors."""
+
+
+class RecipeError(FixNormZooError, ValueError):
+    """A recipe field is unknown, ill-typed or out of range: the message names the field, the value and what is
+    allowed."""
+
+
+class DataError(FixNormZooError, FileNotFoundError):
+    """Training or evaluation data is missing or does not fit the model."""
+
+
+class TrainingDiverged(FixNormZooError, FloatingPointError):
+    """The loss became NaN or inf; the last good checkpoint is kept and named in the message."""
+
+
+class UnknownModelError(FixNormZooError, LookupError):
+    """A zoo name that does not exist; the message lists close matches."""

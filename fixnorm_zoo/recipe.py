@@ -1,0 +1,241 @@
+"""Training recipes: small YAML files validated into a typed dataclass before any work starts.
+
+A recipe may start with ``inherit: other.yaml`` (a path relative to it) and change a few fields: that is how each
+weight-decay twin says it differs from its FixNorm recipe only in the method. ``--set key=value`` overrides are
+parsed as YAML scalars and validated like the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fixnorm_zoo.errors import RecipeError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+@dataclass
+class Recipe:
+    """One training run, fully specified. Field comments say why a field exists; the YAML files say where each
+    value comes from."""
+
+    name: str
+    model: str  # timm architecture name
+    dataset: Literal["fashion_mnist", "imagenet"]
+    method: Literal["fixnorm", "wd"] = "fixnorm"
+    model_args: dict[str, Any] = field(default_factory=dict)  # extra timm create_model kwargs (travel to config.json)
+    num_classes: int = 10
+    # data and eval preprocessing (becomes the model's pretrained_cfg)
+    data_dir: str | None = None
+    input_size: list[int] = field(default_factory=lambda: [1, 28, 28])
+    crop_pct: float = 1.0
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    mean: list[float] = field(default_factory=lambda: [0.2860])
+    std: list[float] = field(default_factory=lambda: [0.3530])
+    train_subset: int | None = None  # first N training samples only (quick runs and tests)
+    # schedule
+    epochs: int = 10
+    batch_size: int = 128  # global batch: per-process batch = batch_size / processes / grad_accum_steps
+    optimizer: Literal["sgd", "rmsproptf", "adamw"] = "sgd"
+    lr: float = 0.1  # peak LR for the global batch
+    momentum: float = 0.9
+    nesterov: bool = True
+    opt_eps: float | None = None
+    sched: Literal["cosine", "step"] = "cosine"
+    warmup_epochs: float = 0.0
+    warmup_lr: float = 1e-5
+    min_lr: float = 0.0
+    decay_epochs: float = 2.4  # step schedule only
+    decay_rate: float = 0.97  # step schedule only
+    # FixNorm (method: fixnorm) / weight decay (method: wd)
+    fc_norm: float | None = None
+    invariant_norm: float | None = None
+    fc_norm_mode: Literal["matrix", "rows"] = "matrix"
+    weight_decay: float = 0.0
+    # regularization and augmentation
+    label_smoothing: float = 0.0
+    hflip: float = 0.5
+    crop_pad: int = 2  # Fashion-MNIST: random crop after zero padding
+    auto_augment: str | None = None  # timm's string, e.g. "rand-m9-mstd0.5" (ImageNet)
+    reprob: float = 0.0  # random erasing probability
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    model_ema: bool = False
+    model_ema_decay: float = 0.9998
+    # engine
+    amp: Literal["no", "bf16", "fp16"] = "no"
+    channels_last: bool = False
+    grad_accum_steps: int = 1
+    clip_grad: float | None = None
+    sync_bn: bool = False
+    seed: int = 0
+    workers: int = 4  # ImageNet data loader workers per process
+    keep_last: int = 2  # checkpoints kept besides the best
+    log_every: int = 50  # steps between progress-bar metric updates
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        positive = ("epochs", "batch_size", "lr", "grad_accum_steps", "num_classes", "keep_last", "log_every")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
+        for name in ("label_smoothing", "hflip", "reprob", "drop_rate", "drop_path_rate", "momentum"):
+            if not 0.0 <= getattr(self, name) < 1.0 + (name == "hflip"):
+                raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be in [0, 1)")
+        if self.method == "fixnorm" and self.weight_decay:
+            raise RecipeError(
+                f"recipe field weight_decay={self.weight_decay!r} with method: fixnorm: FixNorm replaces weight decay;"
+                " set weight_decay: 0, or method: wd for the weight-decay twin"
+            )
+        if self.method == "wd" and (self.fc_norm is not None or self.invariant_norm is not None):
+            raise RecipeError("recipe fields fc_norm/invariant_norm are FixNorm's; with method: wd leave them unset")
+        if len(self.input_size) != 3 or len(self.mean) != self.input_size[0] or len(self.std) != self.input_size[0]:
+            raise RecipeError(
+                f"recipe fields input_size={self.input_size}, mean={self.mean}, std={self.std}: input_size is "
+                "[channels, height, width] and mean/std have one value per channel"
+            )
+        if self.batch_size % self.grad_accum_steps:
+            raise RecipeError(f"batch_size={self.batch_size} is not divisible by grad_accum_steps={self.grad_accum_steps}")
+
+    @property
+    def in_chans(self) -> int:
+        return self.input_size[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp)).replace("list", "a list")
+
+
+def _check_types(recipe: Recipe) -> None:
+    hints = typing.get_type_hints(Recipe)
+    for f in dataclasses.fields(recipe):
+        value = getattr(recipe, f.name)
+        if isinstance(value, int) and not isinstance(value, bool) and hints[f.name] in (float, float | None):
+            setattr(recipe, f.name, float(value))  # YAML "1" for a float field is fine
+            continue
+        if not _type_ok(value, hints[f.name]):
+            raise RecipeError(f"recipe field {f.name}={value!r}: expected {_describe(hints[f.name])}")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise RecipeError(f"recipe file {path} does not exist; recipes live in {RECIPES_DIR}")
+    if path in seen:
+        raise RecipeError(f"recipe {path} inherits from itself through {[str(p) for p in seen]}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path} must be a mapping of field: value")
+    parent = data.pop("inherit", None)
+    if parent is None:
+        return data
+    return {**_read_yaml((path.parent / parent).resolve(), (*seen, path)), **data}
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["lr=0.2", "model_args.depth_multiplier=1.2"]`` -> a nested dict, values parsed as YAML scalars."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"override {item!r}: write it as key=value, e.g. --set lr=0.2")
+        target = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def resolve_recipe_path(recipe: str | Path) -> Path:
+    """A file path, or a name under ``recipes/`` such as ``fashion_mnist/resnet18_fixnorm``."""
+    path = Path(recipe)
+    if path.is_file():
+        return path.resolve()
+    for candidate in (RECIPES_DIR / path, RECIPES_DIR / f"{path}.yaml"):
+        if candidate.is_file():
+            return candidate.resolve()
+    known = sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml"))
+    import difflib
+
+    close = difflib.get_close_matches(str(recipe), known, n=3, cutoff=0.4)
+    hint = f"; did you mean {close}?" if close else f"; known recipes: {known}"
+    raise RecipeError(f"recipe {str(recipe)!r} is neither a file nor a name under {RECIPES_DIR}{hint}")
+
+
+def load_recipe(recipe: str | Path | dict[str, Any], *, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read, merge and validate a recipe.
+
+    Args:
+        recipe: a YAML path, a name under ``recipes/``, or a dict (e.g. a saved run's ``recipe.yaml``).
+        overrides: fields to replace (``model_args`` is merged key by key).
+
+    Raises:
+        RecipeError: an unknown field (the message lists the allowed ones), an ill-typed or out-of-range value.
+    """
+    data = dict(recipe) if isinstance(recipe, dict) else _read_yaml(resolve_recipe_path(recipe))
+    for key, value in (overrides or {}).items():
+        if key == "model_args" and isinstance(value, dict):
+            data["model_args"] = {**data.get("model_args", {}), **value}
+        else:
+            data[key] = value
+    allowed = [f.name for f in dataclasses.fields(Recipe)]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        import difflib
+
+        hints = {u: difflib.get_close_matches(u, allowed, n=1) for u in unknown}
+        said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
+        raise RecipeError(f"unknown recipe field(s) {said}; allowed fields: {allowed}")
+    missing = [f.name for f in dataclasses.fields(Recipe) if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and f.name not in data]  # fmt: skip
+    if missing:
+        raise RecipeError(f"recipe is missing required field(s) {missing}")
+    return Recipe(**data)

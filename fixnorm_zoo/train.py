@@ -1,0 +1,379 @@
+"""The training engine: one recipe, one run directory, from one CPU process to many GPUs and nodes (Accelerate).
+
+Run directory layout (``RUN_DIR``):
+    recipe.yaml              the resolved recipe
+    log.jsonl                one row per epoch (loss, top-1/5, LR, FixNorm diagnostics, throughput)
+    checkpoints/epoch_NNNN/  accelerate save_state (model, optimizer, RNG, train state, EMA); written atomically
+    checkpoints/latest       name of the newest complete checkpoint
+    weights.safetensors      final weights (weights_ema.safetensors too when EMA is on)
+    summary.json             final metrics, eval setting, wall time; curves.png: the curves
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fixnorm_zoo.errors import DataError, TrainingDiverged
+from fixnorm_zoo.evaluate import accuracy_counts
+from fixnorm_zoo.models import create_model, eval_config
+from fixnorm_zoo.recipe import Recipe
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+WEIGHTS = "weights.safetensors"
+WEIGHTS_EMA = "weights_ema.safetensors"
+SUMMARY = "summary.json"
+LOG = "log.jsonl"
+
+
+@dataclass
+class TrainState:
+    """What the loop needs to resume besides model/optimizer/RNG (registered with accelerate's checkpointing)."""
+
+    epoch: int = 0  # epochs completed
+    num_updates: int = 0
+    best_top1: float = -1.0
+    best_epoch: int = -1
+    train_time_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """FixNorm around the recipe's base optimizer, or the weight-decay twin (no decay on biases and norm affines,
+    as timm's and torchvision's recipes do)."""
+    import timm.optim
+
+    from fixnorm_zoo.fixnorm import FixNorm
+
+    base: type[torch.optim.Optimizer] = {
+        "sgd": torch.optim.SGD,
+        "rmsproptf": timm.optim.RMSpropTF,
+        "adamw": torch.optim.AdamW,
+    }[recipe.optimizer]
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    if recipe.optimizer == "sgd":
+        kwargs.update(momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
+    elif recipe.optimizer == "rmsproptf":
+        kwargs.update(alpha=0.9, momentum=recipe.momentum, eps=recipe.opt_eps or 1e-3)  # EfficientNet's TF RMSprop
+    if recipe.optimizer == "adamw" and recipe.opt_eps:
+        kwargs["eps"] = recipe.opt_eps
+    if recipe.method == "fixnorm":
+        c, h, w = recipe.input_size
+        example = torch.randn(2, c, h, w, device=next(model.parameters()).device)
+        return FixNorm(model, base, fc_norm=recipe.fc_norm, invariant_norm=recipe.invariant_norm,
+                       fc_norm_mode=recipe.fc_norm_mode, example_input=example, **kwargs)  # fmt: skip
+    groups = timm.optim.param_groups_weight_decay(model, weight_decay=recipe.weight_decay)
+    return base(groups, **kwargs)
+
+
+def build_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """timm's per-update schedule: warmup then cosine (to min_lr) or step decay, sized in optimizer updates."""
+    import timm.scheduler
+
+    total = recipe.epochs * steps_per_epoch
+    warmup = int(recipe.warmup_epochs * steps_per_epoch)
+    if recipe.sched == "cosine":
+        return timm.scheduler.CosineLRScheduler(
+            optimizer, t_initial=max(1, total - warmup), lr_min=recipe.min_lr, warmup_t=warmup,
+            warmup_lr_init=recipe.warmup_lr, warmup_prefix=True, t_in_epochs=False,
+        )  # fmt: skip
+    return timm.scheduler.StepLRScheduler(
+        optimizer, decay_t=max(1, int(recipe.decay_epochs * steps_per_epoch)), decay_rate=recipe.decay_rate,
+        warmup_t=warmup, warmup_lr_init=recipe.warmup_lr, t_in_epochs=False,
+    )  # fmt: skip
+
+
+def _build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
+    if recipe.dataset == "fashion_mnist":
+        from fixnorm_zoo.data import BatchAugment, InMemoryLoader, load_fashion_mnist
+
+        if recipe.in_chans != 1 or recipe.input_size[1:] != [28, 28]:
+            raise DataError(
+                f"Fashion-MNIST images are 1x28x28 grayscale; the recipe's input_size is {recipe.input_size}"
+            )
+        xtr, ytr = load_fashion_mnist(split="train", data_dir=recipe.data_dir)
+        xte, yte = load_fashion_mnist(split="test", data_dir=recipe.data_dir)
+        if recipe.train_subset:
+            xtr, ytr = xtr[: recipe.train_subset], ytr[: recipe.train_subset]
+        common = dict(mean=tuple(recipe.mean), std=tuple(recipe.std), seed=recipe.seed,
+                      rank=accelerator.process_index, world_size=accelerator.num_processes)  # fmt: skip
+        train = InMemoryLoader(xtr, ytr, batch_size=per_process_batch, train=True, random_erasing=recipe.reprob,
+                               augment=BatchAugment(pad=recipe.crop_pad, hflip=recipe.hflip), **common)  # fmt: skip
+        test = InMemoryLoader(xte, yte, batch_size=max(per_process_batch, 256), train=False, **common)
+        return train, test, True
+    from fixnorm_zoo.imagenet import build_imagenet_loaders
+
+    train, test = build_imagenet_loaders(recipe, per_process_batch=per_process_batch)
+    train, test = accelerator.prepare(train, test)
+    return train, test, False
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / CHECKPOINTS / LATEST
+    if not pointer.is_file():
+        return None
+    path = run_dir / CHECKPOINTS / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def _save_checkpoint(accelerator, run_dir: Path, state: TrainState, keep_last: int) -> Path:
+    """save_state into a temporary folder, then rename: a crash mid-write never leaves a broken ``latest``."""
+    root = run_dir / CHECKPOINTS
+    name = f"epoch_{state.epoch:04d}"
+    tmp = root / (name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(root / name, ignore_errors=True)
+        os.replace(tmp, root / name)
+        _atomic_write_text(root / LATEST, name)
+        keep = {name, f"epoch_{state.best_epoch:04d}"}
+        done = sorted(p.name for p in root.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        keep.update(done[-keep_last:])
+        for old in done:
+            if old not in keep:
+                shutil.rmtree(root / old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return root / name
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Loss and test top-1 against epoch, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    ax1.set(xlabel="epoch", ylabel="train loss", title="loss")
+    ax2.plot(epochs, [h["top1"] for h in history], marker="o", label="weights")
+    if any("top1_ema" in h for h in history):
+        ax2.plot(epochs, [h.get("top1_ema") for h in history], marker="s", label="EMA")
+    ax2.set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
+    ax2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``recipe`` into ``output_dir`` and return its summary (also written to ``summary.json``).
+
+    Args:
+        recipe: a validated recipe.
+        output_dir: the run directory; created if missing.
+        resume: continue from the newest complete checkpoint in ``output_dir`` (exactly as an uninterrupted run).
+        progress: show a progress bar on the main process.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf; the last good checkpoint is kept and named.
+        DataError: the data is missing or does not fit the model.
+        FileExistsError: ``output_dir`` holds a run and ``resume`` is False.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    run_dir = Path(output_dir)
+    if not resume and (run_dir / CHECKPOINTS).exists():
+        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --output")
+    # On a CPU-only machine Accelerator() under torchrun would train each rank independently: cpu=True makes the
+    # processes all-reduce over gloo.
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=recipe.amp,
+        gradient_accumulation_steps=recipe.grad_accum_steps,
+    )
+    set_seed(recipe.seed)
+    per_process = recipe.batch_size // recipe.grad_accum_steps // accelerator.num_processes
+    if per_process < 1 or per_process * accelerator.num_processes * recipe.grad_accum_steps != recipe.batch_size:
+        raise ValueError(
+            f"batch_size={recipe.batch_size} does not split over {accelerator.num_processes} processes x "
+            f"{recipe.grad_accum_steps} accumulation steps"
+        )
+    train_loader, test_loader, disjoint = _build_loaders(recipe, accelerator, per_process)
+
+    model = create_model(recipe).to(accelerator.device)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if recipe.sync_bn and accelerator.num_processes > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    optimizer = build_optimizer(recipe, model)
+    steps_per_epoch = max(1, len(train_loader) // recipe.grad_accum_steps)
+    scheduler = build_scheduler(recipe, optimizer, steps_per_epoch)
+    ema = None
+    if recipe.model_ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=recipe.model_ema_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+
+    mixup_fn, criterion = _loss_and_mixup(recipe)
+    if resume:
+        ckpt = _latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint under {run_dir / CHECKPOINTS}")
+        accelerator.load_state(str(ckpt))
+        accelerator.print(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates)")
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
+        _atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+
+    inner_opt = getattr(optimizer, "optimizer", optimizer)
+    total_steps = recipe.epochs * len(train_loader)
+    bar = tqdm(total=total_steps, initial=state.epoch * len(train_loader), disable=not (progress and accelerator.is_main_process),
+               desc=f"{recipe.name}", unit="batch", dynamic_ncols=True)  # fmt: skip
+    while state.epoch < recipe.epochs:
+        epoch = state.epoch
+        train_loader.set_epoch(epoch)
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        n_batches, images, t0 = 0, 0, time.perf_counter()
+        for x, y in train_loader:
+            x, y = x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
+            if recipe.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if mixup_fn is not None:
+                x, y = mixup_fn(x, y)
+            with accelerator.accumulate(model):
+                loss = criterion(model(x), y)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and recipe.clip_grad:
+                    accelerator.clip_grad_norm_(model.parameters(), recipe.clip_grad)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if accelerator.sync_gradients:
+                state.num_updates += 1
+                scheduler.step_update(state.num_updates)
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model), step=state.num_updates)
+            loss_sum += loss.detach().double()
+            n_batches += 1
+            images += x.shape[0]
+            bar.update(1)
+            if n_batches % recipe.log_every == 0:
+                mean = float(loss_sum) / n_batches
+                _check_finite(mean, epoch, run_dir)
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{inner_opt.param_groups[0]['lr']:.3g}")
+        train_s = time.perf_counter() - t0
+        mean_loss = float(accelerator.reduce(loss_sum, reduction="mean")) / max(1, n_batches)
+        _check_finite(mean_loss, epoch, run_dir)
+        metrics = accuracy_counts(model, test_loader, accelerator=accelerator, disjoint_shards=disjoint,
+                                  channels_last=recipe.channels_last)  # fmt: skip
+        row: dict[str, Any] = {
+            "epoch": epoch + 1, "updates": state.num_updates, "train_loss": mean_loss,
+            "lr": inner_opt.param_groups[0]["lr"], "top1": metrics["top1"], "top5": metrics["top5"],
+            "epoch_train_s": round(train_s, 2), "img_per_s": round(images * accelerator.num_processes / train_s, 1),
+        }  # fmt: skip
+        if ema is not None:
+            ema_metrics = accuracy_counts(ema.module, test_loader, accelerator=accelerator, disjoint_shards=disjoint)
+            row.update(top1_ema=ema_metrics["top1"], top5_ema=ema_metrics["top5"])
+        if hasattr(inner_opt, "diagnostics"):
+            row.update(inner_opt.diagnostics())
+        score = row.get("top1_ema", row["top1"])
+        state.epoch = epoch + 1
+        state.train_time_s += train_s
+        if score > state.best_top1:
+            state.best_top1, state.best_epoch = score, state.epoch
+        state.history.append(row)
+        _save_checkpoint(accelerator, run_dir, state, recipe.keep_last)
+        if accelerator.is_main_process:
+            with open(run_dir / LOG, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.write(f"epoch {state.epoch}/{recipe.epochs}: loss {mean_loss:.4f} top1 {row['top1']:.2f}"
+                      + (f" (EMA {row['top1_ema']:.2f})" if ema is not None else "") + f" {row['img_per_s']} img/s")  # fmt: skip
+    bar.close()
+    return _finish(recipe, accelerator, model, ema, state, run_dir)
+
+
+def _check_finite(loss: float, epoch: int, run_dir: Path) -> None:
+    if not math.isfinite(loss):
+        last = _latest_checkpoint(run_dir)
+        kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+        raise TrainingDiverged(
+            f"training loss became {loss} in epoch {epoch + 1}; {kept}. Lower the LR (or fc_norm) and resume "
+            "with --resume --set lr=..."
+        )
+
+
+def _loss_and_mixup(recipe: Recipe):
+    if recipe.mixup > 0 or recipe.cutmix > 0:
+        from timm.data import Mixup
+        from timm.loss import SoftTargetCrossEntropy
+
+        mixup = Mixup(mixup_alpha=recipe.mixup, cutmix_alpha=recipe.cutmix, label_smoothing=recipe.label_smoothing,
+                      num_classes=recipe.num_classes)  # fmt: skip
+        return mixup, SoftTargetCrossEntropy()
+    return None, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+
+
+def _finish(recipe: Recipe, accelerator, model, ema, state: TrainState, run_dir: Path) -> dict[str, Any]:
+    last = state.history[-1]
+    final_key = "top1_ema" if ema is not None else "top1"
+    summary = {
+        "name": recipe.name,
+        "model": recipe.model,
+        "model_args": recipe.model_args,
+        "method": recipe.method,
+        "epochs": recipe.epochs,
+        "top1": last[final_key],
+        "top5": last["top5_ema" if ema is not None else "top5"],
+        "eval_weights": WEIGHTS_EMA if ema is not None else WEIGHTS,
+        "eval_split": "test" if recipe.dataset == "fashion_mnist" else "validation",
+        "eval_setting": {k: v for k, v in eval_config(recipe).items() if k != "num_classes"},
+        "best_top1": state.best_top1,
+        "best_epoch": state.best_epoch,
+        "train_time_s": round(state.train_time_s, 1),
+        "num_processes": accelerator.num_processes,
+        "param_count": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
+    }
+    if accelerator.is_main_process:
+        _save_weights(accelerator.unwrap_model(model), run_dir / WEIGHTS)
+        if ema is not None:
+            _save_weights(ema.module, run_dir / WEIGHTS_EMA)
+        _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
+        plot_curves(state.history, run_dir / "curves.png", title=f"{recipe.name} ({recipe.method})")
+    accelerator.wait_for_everyone()
+    return summary

@@ -1,0 +1,72 @@
+"""Recipes: every shipped recipe validates; bad fields are refused by name with what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixnorm_zoo.errors import RecipeError
+from fixnorm_zoo.recipe import RECIPES_DIR, Recipe, load_recipe, parse_overrides
+
+ALL_RECIPES = sorted(RECIPES_DIR.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL_RECIPES, ids=[str(p.relative_to(RECIPES_DIR)) for p in ALL_RECIPES])
+def test_shipped_recipes_validate(path: Path) -> None:
+    recipe = load_recipe(path)
+    assert isinstance(recipe, Recipe)
+    assert recipe.method in ("fixnorm", "wd")
+
+
+def test_twins_differ_only_in_method() -> None:
+    for fixnorm_path in RECIPES_DIR.rglob("*fixnorm.yaml"):
+        twin_path = fixnorm_path.with_name(fixnorm_path.name.replace("fixnorm", "wd"))
+        assert twin_path.is_file(), f"{fixnorm_path} has no weight-decay twin"
+        a, b = load_recipe(fixnorm_path).to_dict(), load_recipe(twin_path).to_dict()
+        differ = {k for k in a if a[k] != b[k]}
+        assert differ <= {"name", "method", "fc_norm", "invariant_norm", "weight_decay"}, differ
+        assert a["method"] == "fixnorm" and b["method"] == "wd" and b["weight_decay"] > 0
+
+
+def test_unknown_field_lists_allowed_and_suggests() -> None:
+    with pytest.raises(RecipeError, match=r"'leraning_rate'.*allowed fields:.*'lr'") as err:
+        load_recipe("fashion_mnist/demo_fixnorm", overrides={"leraning_rate": 0.1})
+    with pytest.raises(RecipeError, match=r"'epoch' \(did you mean 'epochs'\?\)"):
+        load_recipe("fashion_mnist/demo_fixnorm", overrides={"epoch": 3})
+    assert "allowed fields" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"optimizer": "adam"}, r"optimizer='adam': expected one of 'sgd', 'rmsproptf', 'adamw'"),
+        ({"epochs": "ten"}, r"epochs='ten': expected int"),
+        ({"epochs": 0}, r"epochs=0: must be > 0"),
+        ({"weight_decay": 1e-4}, r"FixNorm replaces weight decay"),
+        ({"input_size": [3, 28, 28]}, r"one value per channel"),
+        ({"label_smoothing": 1.5}, r"label_smoothing=1.5"),
+    ],
+)
+def test_bad_values_name_field_value_and_allowed(overrides: dict, match: str) -> None:
+    with pytest.raises(RecipeError, match=match):
+        load_recipe("fashion_mnist/demo_fixnorm", overrides=overrides)
+
+
+def test_unknown_recipe_name_suggests() -> None:
+    with pytest.raises(RecipeError, match="did you mean"):
+        load_recipe("fashion_mnist/resnet18_fixnrm")
+
+
+def test_overrides_parse_yaml_scalars_and_nesting() -> None:
+    assert parse_overrides(["lr=0.2", "nesterov=false", "model_args.depth_multiplier=1.2", "fc_norm=null"]) == {
+        "lr": 0.2, "nesterov": False, "model_args": {"depth_multiplier": 1.2}, "fc_norm": None,
+    }  # fmt: skip
+    with pytest.raises(RecipeError, match="key=value"):
+        parse_overrides(["lr"])
+    recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides=parse_overrides(["model_args.foo=1"]))
+    assert recipe.model_args == {"channels": [32, 64, 128, 256], "foo": 1}  # merged, not replaced
+
+
+def test_int_for_float_field_is_accepted() -> None:
+    assert load_recipe("fashion_mnist/demo_fixnorm", overrides={"lr": 1}).lr == 1.0

@@ -1,0 +1,154 @@
+"""The training engine on real Fashion-MNIST (a small subset): exact resume, atomic checkpoints, divergence stop,
+and the data path's checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.data import BatchAugment, InMemoryLoader, load_fashion_mnist
+from fixnorm_zoo.errors import DataError, TrainingDiverged
+from fixnorm_zoo.recipe import load_recipe
+
+QUICK = {"train_subset": 768, "epochs": 3, "batch_size": 64, "log_every": 1,
+         "model_args": {"channels": [8, 16, 32, 64]}}  # fmt: skip
+
+
+def _recipe(**extra):
+    return load_recipe("fashion_mnist/demo_fixnorm", overrides={**QUICK, **extra})
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "weights.safetensors"))
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["fixnorm", "wd"])
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path, monkeypatch, method: str) -> None:
+    extra = {"method": "wd", "fc_norm": None, "weight_decay": 5e-4} if method == "wd" else {}
+    recipe = _recipe(reprob=0.25, **extra)  # random erasing draws from the global RNG: resume must restore it
+    full = train_mod.train(recipe, output_dir=tmp_path / "full", progress=False)
+
+    real_save = train_mod._save_checkpoint
+
+    def save_then_die(accelerator, run_dir, state, keep_last):
+        path = real_save(accelerator, run_dir, state, keep_last)
+        if state.epoch == 2:
+            raise _Killed
+        return path
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        train_mod.train(recipe, output_dir=tmp_path / "split", progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    resumed = train_mod.train(recipe, output_dir=tmp_path / "split", resume=True, progress=False)
+
+    full_log, split_log = _log(tmp_path / "full"), _log(tmp_path / "split")
+    assert [r["train_loss"] for r in split_log] == [r["train_loss"] for r in full_log]
+    assert [r["top1"] for r in split_log] == [r["top1"] for r in full_log]
+    assert resumed["top1"] == full["top1"]
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_crash_while_writing_checkpoint_keeps_previous(tmp_path: Path, monkeypatch) -> None:
+    recipe = _recipe(epochs=2)
+    from accelerate import Accelerator
+
+    real = Accelerator.save_state
+
+    def save_state(self, output_dir=None, **kw):
+        if output_dir.endswith("epoch_0002.tmp"):
+            real(self, output_dir, **kw)
+            raise OSError("disk full (simulated) after writing part of the checkpoint")
+        return real(self, output_dir, **kw)
+
+    monkeypatch.setattr(Accelerator, "save_state", save_state)
+    with pytest.raises(OSError, match="simulated"):
+        train_mod.train(recipe, output_dir=tmp_path, progress=False)
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch_0001"
+    assert train_mod._latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "epoch_0001"
+
+
+def test_divergence_stops_with_clear_error(tmp_path: Path) -> None:
+    recipe = _recipe(method="wd", fc_norm=None, weight_decay=5e-4, lr=1e12, warmup_epochs=0.0)
+    with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*Lower the LR"):
+        train_mod.train(recipe, output_dir=tmp_path, progress=False)
+
+
+def test_existing_run_needs_resume(tmp_path: Path) -> None:
+    train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
+
+
+def test_run_directory_contents(tmp_path: Path) -> None:
+    summary = train_mod.train(_recipe(epochs=2), output_dir=tmp_path, progress=False)
+    for name in ("recipe.yaml", "log.jsonl", "weights.safetensors", "summary.json", "curves.png"):
+        assert (tmp_path / name).is_file(), name
+    rows = _log(tmp_path)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[-1]["fixnorm/max_norm_error"] < 1e-5
+    assert summary["top1"] == rows[-1]["top1"] and 10.0 < summary["top1"] <= 100.0
+    assert load_recipe(str(tmp_path / "recipe.yaml")).to_dict() == _recipe(epochs=2).to_dict()
+
+
+def test_fashion_mnist_is_the_real_dataset() -> None:
+    x, y = load_fashion_mnist(split="train")
+    assert x.shape == (60000, 1, 28, 28) and x.dtype == torch.uint8
+    assert torch.bincount(y).tolist() == [6000] * 10
+    xt, yt = load_fashion_mnist(split="test")
+    assert xt.shape == (10000, 1, 28, 28) and torch.bincount(yt).tolist() == [1000] * 10
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="dataset-fashion-mnist"):
+        load_fashion_mnist(split="train", data_dir=tmp_path / "nope")
+    with pytest.raises(DataError, match="not found"):
+        load_fashion_mnist(split="train", data_dir=tmp_path)
+
+
+def test_grayscale_rgb_mismatch_is_refused_before_training(tmp_path: Path) -> None:
+    recipe = _recipe(input_size=[3, 28, 28], mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
+    with pytest.raises(DataError, match="1x28x28 grayscale"):
+        train_mod.train(recipe, output_dir=tmp_path, progress=False)
+
+
+def test_loader_shards_are_disjoint_and_cover_the_epoch() -> None:
+    x = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 4, 4).contiguous()
+    y = torch.arange(100)
+    common = dict(batch_size=8, mean=(0.0,), std=(1.0 / 255,), seed=3)
+    seen = [torch.cat([b for _, b in InMemoryLoader(x, y, train=True, rank=r, world_size=2, **common)]) for r in (0, 1)]
+    assert len(set(seen[0].tolist()) & set(seen[1].tolist())) == 0
+    assert len(seen[0]) == len(seen[1]) == 48  # 100 // 16 * 8: the last partial global batch is dropped
+    evals = [torch.cat([b for _, b in InMemoryLoader(x, y, train=False, rank=r, world_size=3, **common)]) for r in range(3)]
+    assert sorted(torch.cat(evals).tolist()) == list(range(100))  # each test image exactly once
+
+
+def test_batch_augment_crops_and_flips() -> None:
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    out = BatchAugment(pad=1, hflip=0.5)(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    unchanged = (out == x).flatten(1).all(1)
+    assert 0 < int(unchanged.sum()) < 64 and int(flipped.sum()) > 0  # some plain, some flipped, some shifted
+    assert int((out == 0).flatten(1).any(1).sum()) > 0  # zero padding shows where a crop shifted
