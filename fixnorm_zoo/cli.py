@@ -35,15 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a recipe (one process, or under accelerate launch / torchrun)")
-    p.add_argument("recipe", help="a recipe YAML path or a name under recipes/, e.g. fashion_mnist/resnet18_fixnorm")
+    p.add_argument(
+        "recipe", help="a recipe YAML path or a name under recipes/, e.g. fashion_mnist/resnet18_fixnorm"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     p.add_argument("--output", help="run directory (default: runs/RECIPE_NAME)")
     p.add_argument("--data-dir", help="dataset location (default: the recipe's, else the Debian path)")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's newest checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the run directory's newest checkpoint"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("demo", help="FixNorm vs its weight-decay twin on Fashion-MNIST, same recipe and budget")
+    p = sub.add_parser(
+        "demo", help="FixNorm vs its weight-decay twin on Fashion-MNIST, same recipe and budget"
+    )
     p.add_argument("--output", default="runs/demo", help="where the two runs go (default: runs/demo)")
     p.add_argument("--data-dir", help="Fashion-MNIST IDX folder (default: /usr/share/datasets/fashion-mnist)")
     p.set_defaults(func=_cmd_demo)

@@ -43,7 +43,9 @@ def _read_idx(path: Path) -> torch.Tensor:
     for d in dims:
         expected *= d
     if len(data) != expected:
-        raise DataError(f"{path} holds {len(data)} bytes of data, its header says {dims} ({expected}): truncated?")
+        raise DataError(
+            f"{path} holds {len(data)} bytes of data, its header says {dims} ({expected}): truncated?"
+        )
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(dims)
 
 
@@ -57,7 +59,9 @@ def _find(data_dir: Path, stem: str) -> Path:
     )
 
 
-def load_fashion_mnist(*, split: str, data_dir: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_fashion_mnist(
+    *, split: str, data_dir: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 ``[N, 1, 28, 28]`` and labels as int64 ``[N]`` for ``split`` in ``{"train", "test"}``."""
     if split not in _FILES:
         raise DataError(f"split={split!r}: Fashion-MNIST has splits {sorted(_FILES)}")
@@ -150,11 +154,15 @@ class InMemoryLoader:
     def _indices(self) -> torch.Tensor:
         n = len(self.labels)
         if self.train:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+            order = torch.randperm(
+                n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            )
             per_step = self.batch_size * self.world_size
             order = order[: n // per_step * per_step]  # drop_last over the global batch
             return order.view(-1, self.world_size, self.batch_size)[:, self.rank].reshape(-1)
-        shard = (n + self.world_size - 1) // self.world_size  # eval: a contiguous shard each, none counted twice
+        shard = (
+            n + self.world_size - 1
+        ) // self.world_size  # eval: a contiguous shard each, none counted twice
         return torch.arange(self.rank * shard, min(n, (self.rank + 1) * shard))
 
     def __len__(self) -> int:

@@ -27,6 +27,11 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict[str, dict
         summary["run_dir"] = str(run_dir)
         results[recipe.method] = summary
     total = time.perf_counter() - start
+    from fixnorm_zoo.plots import plot_comparison
+
+    figure = output_dir / "fixnorm_vs_wd.png"
+    plot_comparison({"FixNorm": Path(results["fixnorm"]["run_dir"]), "weight decay": Path(results["wd"]["run_dir"])},
+                    figure, title="Fashion-MNIST, demo recipe: FixNorm vs weight decay")  # fmt: skip
 
     print()
     print(f"Fashion-MNIST test accuracy, {results['fixnorm']['model']} "
@@ -36,6 +41,10 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict[str, dict
     for method, s in results.items():
         print(f"  {labels[method]:<28}{s['top1']:>9.2f}{s['top5']:>9.2f}{s['wall_s']:>9.0f}  {s['run_dir']}")
     print(f"Total wall time: {total:.0f} s")
+    print(
+        f"Wrote: {figure}, "
+        + ", ".join(f"{s['run_dir']}/{{log.jsonl,curves.png,weights.safetensors}}" for s in results.values())
+    )
     print("Repeat with: make demo   (or: .venv/bin/fixnorm-zoo demo)")
     print("Each run alone: " + "; ".join(f"fixnorm-zoo train {n}" for n in DEMO_RECIPES))
     return results

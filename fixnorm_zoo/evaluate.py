@@ -12,7 +12,17 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from torch import nn
 
-RESULTS_COLUMNS = ("model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct", "interpolation")
+RESULTS_COLUMNS = (
+    "model",
+    "img_size",
+    "top1",
+    "top1_err",
+    "top5",
+    "top5_err",
+    "param_count",
+    "crop_pct",
+    "interpolation",
+)
 
 
 @torch.no_grad()
@@ -50,7 +60,9 @@ def accuracy_counts(
             hit1, hitk = hit[:, 0], hit.any(dim=1)
             if accelerator is not None and not disjoint_shards:
                 hit1, hitk = accelerator.gather_for_metrics((hit1, hitk))
-            counts += torch.stack([hit1.sum(), hitk.sum(), torch.tensor(hit1.numel(), device=device)]).double()
+            counts += torch.stack(
+                [hit1.sum(), hitk.sum(), torch.tensor(hit1.numel(), device=device)]
+            ).double()
     finally:
         model.train(was_training)
     if accelerator is not None and disjoint_shards:
@@ -61,7 +73,9 @@ def accuracy_counts(
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "n": int(n)}
 
 
-def results_row(*, model_name: str, metrics: dict[str, float], param_count: int, eval_cfg: dict[str, Any]) -> dict:
+def results_row(
+    *, model_name: str, metrics: dict[str, float], param_count: int, eval_cfg: dict[str, Any]
+) -> dict:
     """One row in timm's ``results-imagenet.csv`` columns (param_count in millions, as timm writes it)."""
     return {
         "model": model_name,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FixNorm", "param_roles", "ROLES", "INVARIANT", "CLASSIFIER", "FREE"]
+__all__ = ["FixNorm", "param_roles", "norm_diagnostics", "ROLES", "INVARIANT", "CLASSIFIER", "FREE"]
 
 INVARIANT = "invariant"
 CLASSIFIER = "classifier"
@@ -177,7 +177,9 @@ def _resolve_base(base_optimizer: str | type[torch.optim.Optimizer]) -> type[tor
                 " or pass an Optimizer class"
             )
         return cls
-    raise TypeError(f"base_optimizer must be a torch.optim.Optimizer subclass or its name, got {base_optimizer!r}")
+    raise TypeError(
+        f"base_optimizer must be a torch.optim.Optimizer subclass or its name, got {base_optimizer!r}"
+    )
 
 
 def _check_base_kwargs(cls: type[torch.optim.Optimizer], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -247,8 +249,12 @@ class FixNorm(torch.optim.Optimizer):
         **base_kwargs: Any,
     ) -> None:
         for name, value in (("fc_norm", fc_norm), ("invariant_norm", invariant_norm)):
-            if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}={value!r}: must be a positive finite number, or None to keep the initial norm")
+            if value is not None and not (
+                isinstance(value, int | float) and math.isfinite(value) and value > 0
+            ):
+                raise ValueError(
+                    f"{name}={value!r}: must be a positive finite number, or None to keep the initial norm"
+                )
         if fc_norm_mode not in FC_NORM_MODES:
             raise ValueError(f"fc_norm_mode={fc_norm_mode!r}: choose one of {FC_NORM_MODES}")
         base_cls = _resolve_base(base_optimizer)
@@ -266,7 +272,9 @@ class FixNorm(torch.optim.Optimizer):
             if not params:
                 continue
             with torch.no_grad():
-                targets = [self._initial_target(role, p, fc_norm, invariant_norm, fc_norm_mode) for p in params]
+                targets = [
+                    self._initial_target(role, p, fc_norm, invariant_norm, fc_norm_mode) for p in params
+                ]
             groups.append({"params": params, "fixnorm_role": role, "fixnorm_targets": targets})
 
         self.base_optimizer = base_cls(groups, **base_kwargs)
@@ -363,23 +371,42 @@ class FixNorm(torch.optim.Optimizer):
 
     @torch.no_grad()
     def diagnostics(self) -> dict[str, float]:
-        """Numbers worth logging: the invariant weights' effective LR (lr / r^2, median over tensors), the
-        classifier's actual norm, and the largest relative deviation of any fixed norm from its target."""
-        out: dict[str, float] = {}
+        """Numbers worth logging: see :func:`norm_diagnostics`, plus the largest relative deviation of any fixed
+        norm from its target (float precision when FixNorm works)."""
         worst = 0.0
         for group in self.param_groups:
-            role = group.get("fixnorm_role", FREE)
-            if role == FREE:
+            if group.get("fixnorm_role", FREE) == FREE:
                 continue
-            norms = [float(p.float().norm()) for p in group["params"]]
-            worst = max([worst] + [abs(n - t) / t for n, t in zip(norms, group["fixnorm_targets"], strict=True)])
-            if role == INVARIANT:
-                eff = sorted(group["lr"] / t**2 for t in group["fixnorm_targets"])
-                out["fixnorm/eff_lr_invariant"] = eff[len(eff) // 2]
-            else:
-                out["fixnorm/fc_norm"] = norms[0]
-        out["fixnorm/max_norm_error"] = worst
-        return out
+            for p, t in zip(group["params"], group["fixnorm_targets"], strict=True):
+                worst = max(worst, abs(float(p.float().norm()) - t) / t)
+        lr = {g.get("fixnorm_role"): g["lr"] for g in self.param_groups}
+        params = {r: g["params"] for g in self.param_groups if (r := g.get("fixnorm_role")) != FREE}
+        return {**norm_diagnostics(params, lr=lr), "max_norm_error": worst}
+
+
+@torch.no_grad()
+def norm_diagnostics(
+    params: dict[str, list[torch.Tensor]], *, lr: float | dict[str, float]
+) -> dict[str, float]:
+    """The two quantities FixNorm fixes, measured on any run (FixNorm or weight decay), for logs and plots.
+
+    Args:
+        params: tensors by role (``"invariant"``, ``"classifier"``); others are ignored.
+        lr: the current LR, or LRs by role.
+
+    Returns:
+        ``eff_lr_invariant``: median over invariant weights of ``lr / ||W||^2``, the step size on the sphere that
+        sets how fast they turn; ``fc_norm``: the classifier weight's Frobenius norm.
+    """
+    out: dict[str, float] = {}
+    inv = params.get(INVARIANT, [])
+    if inv:
+        lr_inv = lr[INVARIANT] if isinstance(lr, dict) else lr
+        eff = sorted(lr_inv / float(p.float().norm()) ** 2 for p in inv)
+        out["eff_lr_invariant"] = eff[len(eff) // 2]
+    if params.get(CLASSIFIER):
+        out["fc_norm"] = float(params[CLASSIFIER][0].float().norm())
+    return out
 
 
 def _project_to_norms(

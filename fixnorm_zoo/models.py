@@ -41,7 +41,9 @@ def create_model(recipe: Recipe) -> nn.Module:
         import difflib
 
         close = difflib.get_close_matches(recipe.model, timm.list_models(), n=5)
-        raise RecipeError(f"recipe field model={recipe.model!r} is not a timm architecture; close matches: {close}")
+        raise RecipeError(
+            f"recipe field model={recipe.model!r} is not a timm architecture; close matches: {close}"
+        )
     try:
         model = timm.create_model(
             recipe.model,
@@ -52,7 +54,9 @@ def create_model(recipe: Recipe) -> nn.Module:
             **recipe.model_args,
         )
     except TypeError as e:
-        raise RecipeError(f"recipe field model_args={recipe.model_args!r} rejected by timm {recipe.model!r}: {e}") from e
+        raise RecipeError(
+            f"recipe field model_args={recipe.model_args!r} rejected by timm {recipe.model!r}: {e}"
+        ) from e
     cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
     cfg.update(eval_config(recipe))
     model.pretrained_cfg = cfg

@@ -28,7 +28,9 @@ class Recipe:
     model: str  # timm architecture name
     dataset: Literal["fashion_mnist", "imagenet"]
     method: Literal["fixnorm", "wd"] = "fixnorm"
-    model_args: dict[str, Any] = field(default_factory=dict)  # extra timm create_model kwargs (travel to config.json)
+    model_args: dict[str, Any] = field(
+        default_factory=dict
+    )  # extra timm create_model kwargs (travel to config.json)
     num_classes: int = 10
     # data and eval preprocessing (becomes the model's pretrained_cfg)
     data_dir: str | None = None
@@ -95,14 +97,22 @@ class Recipe:
                 " set weight_decay: 0, or method: wd for the weight-decay twin"
             )
         if self.method == "wd" and (self.fc_norm is not None or self.invariant_norm is not None):
-            raise RecipeError("recipe fields fc_norm/invariant_norm are FixNorm's; with method: wd leave them unset")
-        if len(self.input_size) != 3 or len(self.mean) != self.input_size[0] or len(self.std) != self.input_size[0]:
+            raise RecipeError(
+                "recipe fields fc_norm/invariant_norm are FixNorm's; with method: wd leave them unset"
+            )
+        if (
+            len(self.input_size) != 3
+            or len(self.mean) != self.input_size[0]
+            or len(self.std) != self.input_size[0]
+        ):
             raise RecipeError(
                 f"recipe fields input_size={self.input_size}, mean={self.mean}, std={self.std}: input_size is "
                 "[channels, height, width] and mean/std have one value per channel"
             )
         if self.batch_size % self.grad_accum_steps:
-            raise RecipeError(f"batch_size={self.batch_size} is not divisible by grad_accum_steps={self.grad_accum_steps}")
+            raise RecipeError(
+                f"batch_size={self.batch_size} is not divisible by grad_accum_steps={self.grad_accum_steps}"
+            )
 
     @property
     def in_chans(self) -> int:

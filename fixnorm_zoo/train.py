@@ -70,7 +70,9 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         kwargs.update(momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
     elif recipe.optimizer == "rmsproptf":
-        kwargs.update(alpha=0.9, momentum=recipe.momentum, eps=recipe.opt_eps or 1e-3)  # EfficientNet's TF RMSprop
+        kwargs.update(
+            alpha=0.9, momentum=recipe.momentum, eps=recipe.opt_eps or 1e-3
+        )  # EfficientNet's TF RMSprop
     if recipe.optimizer == "adamw" and recipe.opt_eps:
         kwargs["eps"] = recipe.opt_eps
     if recipe.method == "fixnorm":
@@ -171,29 +173,9 @@ def _save_weights(model: nn.Module, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
-    """Loss and test top-1 against epoch, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
-    ax1.set(xlabel="epoch", ylabel="train loss", title="loss")
-    ax2.plot(epochs, [h["top1"] for h in history], marker="o", label="weights")
-    if any("top1_ema" in h for h in history):
-        ax2.plot(epochs, [h.get("top1_ema") for h in history], marker="s", label="EMA")
-    ax2.set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
-    ax2.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(
+    recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
     """Train ``recipe`` into ``output_dir`` and return its summary (also written to ``summary.json``).
 
     Args:
@@ -213,7 +195,9 @@ def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progr
 
     run_dir = Path(output_dir)
     if not resume and (run_dir / CHECKPOINTS).exists():
-        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --output")
+        raise FileExistsError(
+            f"{run_dir} already holds a run: pass --resume to continue it, or another --output"
+        )
     # On a CPU-only machine Accelerator() under torchrun would train each rank independently: cpu=True makes the
     # processes all-reduce over gloo.
     accelerator = Accelerator(
@@ -223,7 +207,10 @@ def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progr
     )
     set_seed(recipe.seed)
     per_process = recipe.batch_size // recipe.grad_accum_steps // accelerator.num_processes
-    if per_process < 1 or per_process * accelerator.num_processes * recipe.grad_accum_steps != recipe.batch_size:
+    if (
+        per_process < 1
+        or per_process * accelerator.num_processes * recipe.grad_accum_steps != recipe.batch_size
+    ):
         raise ValueError(
             f"batch_size={recipe.batch_size} does not split over {accelerator.num_processes} processes x "
             f"{recipe.grad_accum_steps} accumulation steps"
@@ -262,6 +249,9 @@ def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progr
         _atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
 
     inner_opt = getattr(optimizer, "optimizer", optimizer)
+    roles = (
+        None if recipe.method == "fixnorm" else _roles_for_logging(recipe, accelerator.unwrap_model(model))
+    )
     total_steps = recipe.epochs * len(train_loader)
     bar = tqdm(total=total_steps, initial=state.epoch * len(train_loader), disable=not (progress and accelerator.is_main_process),
                desc=f"{recipe.name}", unit="batch", dynamic_ncols=True)  # fmt: skip
@@ -308,10 +298,11 @@ def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progr
             "epoch_train_s": round(train_s, 2), "img_per_s": round(images * accelerator.num_processes / train_s, 1),
         }  # fmt: skip
         if ema is not None:
-            ema_metrics = accuracy_counts(ema.module, test_loader, accelerator=accelerator, disjoint_shards=disjoint)
+            ema_metrics = accuracy_counts(
+                ema.module, test_loader, accelerator=accelerator, disjoint_shards=disjoint
+            )
             row.update(top1_ema=ema_metrics["top1"], top5_ema=ema_metrics["top5"])
-        if hasattr(inner_opt, "diagnostics"):
-            row.update(inner_opt.diagnostics())
+        row.update(_diagnostics(inner_opt, accelerator.unwrap_model(model), roles))
         score = row.get("top1_ema", row["top1"])
         state.epoch = epoch + 1
         state.train_time_s += train_s
@@ -320,12 +311,31 @@ def train(recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progr
         state.history.append(row)
         _save_checkpoint(accelerator, run_dir, state, recipe.keep_last)
         if accelerator.is_main_process:
-            with open(run_dir / LOG, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            # rewritten from the checkpointed history: after a kill and --resume it holds each epoch once
+            _atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state.history))
             bar.write(f"epoch {state.epoch}/{recipe.epochs}: loss {mean_loss:.4f} top1 {row['top1']:.2f}"
                       + (f" (EMA {row['top1_ema']:.2f})" if ema is not None else "") + f" {row['img_per_s']} img/s")  # fmt: skip
     bar.close()
     return _finish(recipe, accelerator, model, ema, state, run_dir)
+
+
+def _roles_for_logging(recipe: Recipe, model: nn.Module) -> dict[str, str]:
+    from fixnorm_zoo.fixnorm import param_roles
+
+    c, h, w = recipe.input_size
+    return param_roles(model, example_input=torch.randn(2, c, h, w, device=next(model.parameters()).device))
+
+
+def _diagnostics(optimizer, model: nn.Module, roles: dict[str, str] | None) -> dict[str, float]:
+    """Effective LR of the invariant weights and classifier norm, for FixNorm and weight-decay runs alike."""
+    from fixnorm_zoo.fixnorm import FixNorm, norm_diagnostics
+
+    if isinstance(optimizer, FixNorm):
+        return optimizer.diagnostics()
+    by_role: dict[str, list[torch.Tensor]] = {}
+    for name, p in model.named_parameters():
+        by_role.setdefault((roles or {}).get(name, "free"), []).append(p)
+    return norm_diagnostics(by_role, lr=optimizer.param_groups[0]["lr"])
 
 
 def _check_finite(loss: float, epoch: int, run_dir: Path) -> None:
@@ -374,6 +384,8 @@ def _finish(recipe: Recipe, accelerator, model, ema, state: TrainState, run_dir:
         if ema is not None:
             _save_weights(ema.module, run_dir / WEIGHTS_EMA)
         _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
+        from fixnorm_zoo.plots import plot_curves
+
         plot_curves(state.history, run_dir / "curves.png", title=f"{recipe.name} ({recipe.method})")
     accelerator.wait_for_everyone()
     return summary

@@ -33,7 +33,10 @@ def _randomize_affine(model: nn.Module, x: torch.Tensor) -> None:
     ]
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.GroupNorm | nn.LayerNorm) and m.weight is not None:
+            if (
+                isinstance(m, nn.modules.batchnorm._BatchNorm | nn.GroupNorm | nn.LayerNorm)
+                and m.weight is not None
+            ):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0.0, 0.2)
                 m.eps = 1e-12  # in float64, so an invariant weight's probe differs only by rounding
@@ -116,9 +119,14 @@ def _tiny_net(num_classes: int = 5) -> nn.Module:
     )
 
 
-def _batches(n: int, seed: int = 0, batch: int = 16, classes: int = 5) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(
+    n: int, seed: int = 0, batch: int = 16, classes: int = 5
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch, 3, 8, 8, generator=g), torch.randint(0, classes, (batch,), generator=g)) for _ in range(n)]
+    return [
+        (torch.randn(batch, 3, 8, 8, generator=g), torch.randint(0, classes, (batch,), generator=g))
+        for _ in range(n)
+    ]
 
 
 def _train(model: nn.Module, opt: torch.optim.Optimizer, batches: list) -> list[float]:
@@ -157,14 +165,26 @@ def test_norms_stay_at_target(base, kwargs) -> None:
         elif role == CLASSIFIER:
             assert norm == pytest.approx(3.0, rel=1e-5), n
     # the free parameters did train (no silent freezing), and invariant weights changed direction
-    assert any(abs(float(p.detach().norm()) - moved[n]) > 1e-3 for n, p in model.named_parameters() if n.endswith("bias"))
-    assert opt.diagnostics()["fixnorm/max_norm_error"] < 1e-5
+    assert any(
+        abs(float(p.detach().norm()) - moved[n]) > 1e-3
+        for n, p in model.named_parameters()
+        if n.endswith("bias")
+    )
+    assert opt.diagnostics()["max_norm_error"] < 1e-5
 
 
 def test_rows_mode_fixes_each_class_row() -> None:
     torch.manual_seed(0)
     model = _tiny_net()
-    opt = FixNorm(model, "sgd", lr=1.0, fc_norm=2.0, fc_norm_mode="rows", classifier="8", example_input=torch.randn(2, 3, 8, 8))
+    opt = FixNorm(
+        model,
+        "sgd",
+        lr=1.0,
+        fc_norm=2.0,
+        fc_norm_mode="rows",
+        classifier="8",
+        example_input=torch.randn(2, 3, 8, 8),
+    )
     _train(model, opt, _batches(10))
     rows = model[8].weight.detach().norm(dim=1)
     torch.testing.assert_close(rows, torch.full_like(rows, 2.0 / 5**0.5))
@@ -176,8 +196,16 @@ def _identity_run(*, r: float, lr_scale: float, momentum: float, x_probe: torch.
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eps = 1e-12  # BN's eps is the one term that is not scale-invariant
-    opt = FixNorm(model, "sgd", lr=0.5, momentum=momentum, invariant_norm=r, fc_norm=3.0, classifier="8",
-                  example_input=x_probe[:2])
+    opt = FixNorm(
+        model,
+        "sgd",
+        lr=0.5,
+        momentum=momentum,
+        invariant_norm=r,
+        fc_norm=3.0,
+        classifier="8",
+        example_input=x_probe[:2],
+    )
     opt.group(INVARIANT)["lr"] *= lr_scale
     _train(model, opt, [(x.double(), y) for x, y in _batches(40)])
     assert float(model[3].weight.detach().norm()) == pytest.approx(r, rel=1e-9)
@@ -204,8 +232,16 @@ def test_state_dict_resume_is_exact() -> None:
     batches = _batches(30)
     torch.manual_seed(0)
     model = _tiny_net()
-    opt = FixNorm(model, "sgd", lr=0.5, momentum=0.9, nesterov=True, fc_norm=3.0, classifier="8",
-                  example_input=torch.randn(2, 3, 8, 8))
+    opt = FixNorm(
+        model,
+        "sgd",
+        lr=0.5,
+        momentum=0.9,
+        nesterov=True,
+        fc_norm=3.0,
+        classifier="8",
+        example_input=torch.randn(2, 3, 8, 8),
+    )
     _train(model, opt, batches[:10])
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buf)
@@ -214,8 +250,17 @@ def test_state_dict_resume_is_exact() -> None:
     # a fresh optimizer built with other targets: the checkpoint's targets must win
     torch.manual_seed(1)
     model2 = _tiny_net()
-    opt2 = FixNorm(model2, "sgd", lr=0.5, momentum=0.9, nesterov=True, fc_norm=7.0, invariant_norm=9.0,
-                   classifier="8", example_input=torch.randn(2, 3, 8, 8))
+    opt2 = FixNorm(
+        model2,
+        "sgd",
+        lr=0.5,
+        momentum=0.9,
+        nesterov=True,
+        fc_norm=7.0,
+        invariant_norm=9.0,
+        classifier="8",
+        example_input=torch.randn(2, 3, 8, 8),
+    )
     buf.seek(0)
     ckpt = torch.load(buf, weights_only=True)
     model2.load_state_dict(ckpt["model"])
@@ -258,7 +303,9 @@ def test_unknown_base_lists_choices() -> None:
 
 
 def test_adamw_default_weight_decay_is_turned_off() -> None:
-    opt = FixNorm(_tiny_net(), torch.optim.AdamW, lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8))
+    opt = FixNorm(
+        _tiny_net(), torch.optim.AdamW, lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8)
+    )
     assert all(g["weight_decay"] == 0.0 for g in opt.param_groups)
 
 

@@ -30,8 +30,16 @@ def _net() -> nn.Module:
 
 
 def _fixnorm(model: nn.Module, **kwargs) -> FixNorm:
-    return FixNorm(model, "sgd", lr=0.5, momentum=0.9, fc_norm=2.0, classifier="5",
-                   example_input=torch.randn(2, 3, 6, 6), **kwargs)
+    return FixNorm(
+        model,
+        "sgd",
+        lr=0.5,
+        momentum=0.9,
+        fc_norm=2.0,
+        classifier="5",
+        example_input=torch.randn(2, 3, 6, 6),
+        **kwargs,
+    )
 
 
 def _step(model, opt, accelerator, seed: int) -> float:
@@ -122,9 +130,22 @@ def test_two_gloo_processes_stay_identical(tmp_path: Path) -> None:
     script.write_text(code)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         str(script), str(tmp_path)],
-        cwd=Path(__file__).parent.parent, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+            str(tmp_path),
+        ],
+        cwd=Path(__file__).parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())

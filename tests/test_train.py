@@ -107,7 +107,9 @@ def test_run_directory_contents(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file(), name
     rows = _log(tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert rows[-1]["fixnorm/max_norm_error"] < 1e-5
+    assert rows[-1]["max_norm_error"] < 1e-5
+    assert rows[-1]["fc_norm"] == pytest.approx(8.0, rel=1e-5)
+    assert rows[-1]["eff_lr_invariant"] > 0
     assert summary["top1"] == rows[-1]["top1"] and 10.0 < summary["top1"] <= 100.0
     assert load_recipe(str(tmp_path / "recipe.yaml")).to_dict() == _recipe(epochs=2).to_dict()
 
@@ -137,10 +139,16 @@ def test_loader_shards_are_disjoint_and_cover_the_epoch() -> None:
     x = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 4, 4).contiguous()
     y = torch.arange(100)
     common = dict(batch_size=8, mean=(0.0,), std=(1.0 / 255,), seed=3)
-    seen = [torch.cat([b for _, b in InMemoryLoader(x, y, train=True, rank=r, world_size=2, **common)]) for r in (0, 1)]
+    seen = [
+        torch.cat([b for _, b in InMemoryLoader(x, y, train=True, rank=r, world_size=2, **common)])
+        for r in (0, 1)
+    ]
     assert len(set(seen[0].tolist()) & set(seen[1].tolist())) == 0
     assert len(seen[0]) == len(seen[1]) == 48  # 100 // 16 * 8: the last partial global batch is dropped
-    evals = [torch.cat([b for _, b in InMemoryLoader(x, y, train=False, rank=r, world_size=3, **common)]) for r in range(3)]
+    evals = [
+        torch.cat([b for _, b in InMemoryLoader(x, y, train=False, rank=r, world_size=3, **common)])
+        for r in range(3)
+    ]
     assert sorted(torch.cat(evals).tolist()) == list(range(100))  # each test image exactly once
 
 

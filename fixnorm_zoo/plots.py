@@ -1,0 +1,63 @@
+"""Plots people look at: one run's curves, and FixNorm against its weight-decay twin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Loss and test top-1 against epoch, one PNG."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    ax1.set(xlabel="epoch", ylabel="train loss", title="loss")
+    ax2.plot(epochs, [h["top1"] for h in history], marker="o", label="weights")
+    if any("top1_ema" in h for h in history):
+        ax2.plot(epochs, [h.get("top1_ema") for h in history], marker="s", label="EMA")
+    ax2.set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
+    ax2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> None:
+    """Effective LR of the scale-invariant weights, classifier norm and test top-1 per epoch, one line per run.
+
+    Args:
+        run_dirs: ``{label: run directory}`` (each with its ``log.jsonl``).
+        path: the PNG to write.
+        title: the figure title.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for label, run in run_dirs.items():
+        rows = [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines()]
+        epochs = [r["epoch"] for r in rows]
+        axes[0].plot(epochs, [r.get("eff_lr_invariant") for r in rows], marker="o", label=label)
+        axes[1].plot(epochs, [r.get("fc_norm") for r in rows], marker="o", label=label)
+        axes[2].plot(epochs, [r["top1"] for r in rows], marker="o", label=label)
+    axes[0].set(xlabel="epoch (value at its end)", ylabel="lr / ||W||^2 (median)", yscale="log",
+                title="effective LR, scale-invariant weights")  # fmt: skip
+    axes[1].set(xlabel="epoch", ylabel="||W_fc||", title="classifier norm")
+    axes[2].set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
