@@ -23,6 +23,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.evaluate import RESULTS_COLUMNS, evaluate
+
+    row = evaluate(args.source, data=args.data, batch_size=args.batch_size, workers=args.workers,
+                   results_csv=args.results_csv)  # fmt: skip
+    print(",".join(RESULTS_COLUMNS))
+    print(",".join(str(row[c]) for c in RESULTS_COLUMNS))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from fixnorm_zoo.demo import run_demo
 
@@ -46,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "eval", help="top-1/top-5 of a run directory or hf-hub:ORG/NAME with its own eval transform"
+    )
+    p.add_argument("source", help="a run directory, or hf-hub:ORG/NAME")
+    p.add_argument(
+        "--data", required=True, help="fashion_mnist[:DIR], or an ImageFolder root (uses its val/)"
+    )
+    p.add_argument("--batch-size", type=int, default=256, help="per-process batch size")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--results-csv", help="append the row (timm's results columns) to this CSV")
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(
         "demo", help="FixNorm vs its weight-decay twin on Fashion-MNIST, same recipe and budget"

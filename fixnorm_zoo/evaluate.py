@@ -4,6 +4,7 @@ CSV columns."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -88,3 +89,114 @@ def results_row(
         "crop_pct": eval_cfg["crop_pct"],
         "interpolation": eval_cfg["interpolation"],
     }
+
+
+def _load_run(run_dir: Path) -> tuple[nn.Module, dict[str, Any], str]:
+    """A run directory's model with its final (EMA where used) weights, strict key match."""
+    from safetensors.torch import load_file
+
+    from fixnorm_zoo.models import create_model, eval_config
+    from fixnorm_zoo.recipe import load_recipe
+
+    recipe = load_recipe(str(run_dir / "recipe.yaml"))
+    weights = run_dir / "weights_ema.safetensors"
+    if not weights.is_file():
+        weights = run_dir / "weights.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_dir} has no weights.safetensors: has its training finished?")
+    model = create_model(recipe)
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model, eval_config(recipe), recipe.name
+
+
+def _load_hub(name: str) -> tuple[nn.Module, dict[str, Any], str]:
+    import timm
+    from timm.data import resolve_data_config
+
+    model = timm.create_model(name, pretrained=True)
+    cfg = resolve_data_config({}, model=model)
+    cfg["num_classes"] = model.num_classes
+    return model, cfg, name.removeprefix("hf-hub:")
+
+
+def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: int, accelerator: Accelerator):
+    """Evaluation batches with the model's own eval transform; returns (batches, disjoint_shards, num_classes)."""
+    from fixnorm_zoo.errors import DataError
+
+    if data == "fashion_mnist" or data.startswith("fashion_mnist:"):
+        from fixnorm_zoo.data import InMemoryLoader, load_fashion_mnist
+
+        data_dir = data.partition(":")[2] or None
+        if tuple(cfg["input_size"]) != (1, 28, 28):
+            raise DataError(
+                f"Fashion-MNIST images are 1x28x28 grayscale; the model expects {tuple(cfg['input_size'])}"
+            )
+        x, y = load_fashion_mnist(split="test", data_dir=data_dir)
+        loader = InMemoryLoader(x, y, batch_size=batch_size, mean=tuple(cfg["mean"]), std=tuple(cfg["std"]),
+                                train=False, rank=accelerator.process_index, world_size=accelerator.num_processes)  # fmt: skip
+        return loader, True, 10
+    import torch.utils.data
+    from timm.data import create_transform
+    from torchvision.datasets import ImageFolder
+
+    root = Path(data)
+    folder = root / "val" if (root / "val").is_dir() else root
+    if not folder.is_dir():
+        raise DataError(f"evaluation data {data!r} is neither 'fashion_mnist' nor an image folder")
+    transform = create_transform(input_size=tuple(cfg["input_size"]), is_training=False, crop_pct=cfg["crop_pct"],
+                                 crop_mode=cfg.get("crop_mode", "center"), interpolation=cfg["interpolation"],
+                                 mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))  # fmt: skip
+    mode = "L" if cfg["input_size"][0] == 1 else "RGB"
+    dataset = ImageFolder(str(folder), transform=transform, loader=lambda p: _open_image(p, mode))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    return accelerator.prepare(loader), False, len(dataset.classes)
+
+
+def _open_image(path: str, mode: str):
+    from PIL import Image
+
+    with open(path, "rb") as f, Image.open(f) as im:
+        return im.convert(mode)
+
+
+def evaluate(
+    source: str, *, data: str, batch_size: int = 256, workers: int = 4, results_csv: str | Path | None = None
+) -> dict[str, Any]:
+    """Top-1/top-5 of a run directory or an ``hf-hub:ORG/NAME`` model with the model's own eval transform.
+
+    Args:
+        source: a run directory (``recipe.yaml`` + weights) or ``hf-hub:ORG/NAME``.
+        data: ``fashion_mnist`` (``fashion_mnist:/dir`` for another IDX folder), or an ImageFolder root (its
+            ``val/`` is used when present).
+        batch_size: per-process batch size.
+        workers: DataLoader workers for image folders.
+        results_csv: append the row (timm's results columns) to this CSV.
+
+    Raises:
+        DataError: the data is missing, or its classes or channels do not match the model.
+    """
+    from accelerate import Accelerator
+
+    from fixnorm_zoo.errors import DataError
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model, cfg, name = _load_hub(source) if source.startswith("hf-hub:") else _load_run(Path(source))
+    batches, disjoint, num_classes = _batches_for(data, cfg, batch_size=batch_size, workers=workers,
+                                                  accelerator=accelerator)  # fmt: skip
+    if num_classes != cfg["num_classes"]:
+        raise DataError(f"{data} has {num_classes} classes but {name} predicts {cfg['num_classes']}")
+    model = model.to(accelerator.device)
+    metrics = accuracy_counts(model, batches, accelerator=accelerator, disjoint_shards=disjoint)
+    row = results_row(model_name=name, metrics=metrics, param_count=sum(p.numel() for p in model.parameters()),
+                      eval_cfg=cfg)  # fmt: skip
+    if results_csv is not None and accelerator.is_main_process:
+        import csv
+
+        path = Path(results_csv)
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+    return {**row, "n": metrics["n"]}

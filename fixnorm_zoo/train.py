@@ -190,7 +190,7 @@ def train(
         FileExistsError: ``output_dir`` holds a run and ``resume`` is False.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DataLoaderConfiguration, set_seed
     from tqdm.auto import tqdm
 
     run_dir = Path(output_dir)
@@ -204,6 +204,7 @@ def train(
         cpu=not torch.cuda.is_available(),
         mixed_precision=recipe.amp,
         gradient_accumulation_steps=recipe.grad_accum_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),  # same shuffle after --resume
     )
     set_seed(recipe.seed)
     per_process = recipe.batch_size // recipe.grad_accum_steps // accelerator.num_processes
