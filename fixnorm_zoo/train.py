@@ -223,7 +223,9 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     if recipe.sync_bn and accelerator.num_processes > 1:
         if accelerator.device.type != "cuda":
-            raise ValueError("sync_bn: torch's SyncBatchNorm works on GPUs only; use --set sync_bn=false on CPU")
+            raise ValueError(
+                "sync_bn: torch's SyncBatchNorm works on GPUs only; use --set sync_bn=false on CPU"
+            )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(recipe, model)
     steps_per_epoch = max(1, len(train_loader) // recipe.grad_accum_steps)

@@ -11,7 +11,9 @@ def test_top_level_import_is_light() -> None:
         "import sys, fixnorm_zoo; heavy = [m for m in ('torch', 'timm', 'huggingface_hub', 'accelerate', 'datasets')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"import fixnorm_zoo pulled in {out}"
 
 

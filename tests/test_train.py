@@ -196,3 +196,30 @@ def test_two_processes_match_one_process_with_same_global_batch(tmp_path: Path) 
         # measured: epoch 1 within 1%, epoch 2 within 7% (BN batch statistics over 32 vs 64 images)
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.12)
     assert abs(two["top1"] - one["top1"]) <= 2.5
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"mixup": 0.2, "cutmix": 1.0, "label_smoothing": 0.1, "model_ema": True, "model_ema_decay": 0.9,
+         "clip_grad": 1.0, "grad_accum_steps": 2, "optimizer": "adamw", "lr": 0.01, "sched": "step"},
+        # slow here only: this CPU has no AMX, so bf16 autocast runs 10-40x slower than fp32
+        pytest.param({"amp": "bf16", "optimizer": "rmsproptf", "lr": 0.01, "opt_eps": 0.001, "channels_last": True},
+                     marks=pytest.mark.slow),
+    ],
+    ids=["mixup-ema-accum-adamw", "bf16-rmsproptf-channels_last"],
+)  # fmt: skip
+def test_engine_options_train(tmp_path: Path, extra: dict) -> None:
+    summary = train_mod.train(
+        _recipe(epochs=1, train_subset=256, **extra), output_dir=tmp_path, progress=False
+    )
+    row = _log(tmp_path)[-1]
+    assert row["max_norm_error"] < 1e-3  # bf16 weights stay fp32 under autocast: the norms hold
+    if extra.get("grad_accum_steps") == 2:
+        assert (
+            row["updates"] == 256 // 64
+        )  # one update per global batch of 64, accumulated over 2 micro-batches
+        assert (tmp_path / "weights_ema.safetensors").is_file() and summary[
+            "eval_weights"
+        ] == "weights_ema.safetensors"
+        assert "top1_ema" in row

@@ -1,0 +1,117 @@
+"""Images/s of the training engine (``fixnorm_zoo.train``) against a bare PyTorch loop doing the same forward,
+backward and FixNorm step on the same model, batch and data, measured in one run; likewise eval.
+
+    .venv/bin/python bench/train_throughput.py [--cases fmnist effnet]
+
+fmnist: the demo recipe (ResNet-18 half width, 1x28x28, batch 128) on 12,800 real Fashion-MNIST images.
+effnet: efficientnet_b0 at 224 px, batch 32, on a generated ImageFolder of random JPEGs (timm train transform,
+DataLoader with 2 workers) — "synthetic data" with the real decode/augment path.
+The engine's img/s is its own per-epoch figure (training loop only, from log.jsonl); the bare loop is timed over
+the same number of steps. Goal: ratio >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fixnorm_zoo.evaluate import accuracy_counts
+from fixnorm_zoo.models import create_model
+from fixnorm_zoo.recipe import load_recipe
+from fixnorm_zoo.train import _build_loaders, build_optimizer, train
+
+
+def _bare_loop(recipe, loader, steps: int) -> float:
+    """The same work as the engine, nothing else: forward, loss, backward, FixNorm step, zero_grad."""
+    torch.manual_seed(recipe.seed)
+    model = create_model(recipe).train()
+    opt = build_optimizer(recipe, model)
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    images, t0 = 0, time.perf_counter()
+    for done, (x, y) in enumerate(loader, start=1):
+        loss = criterion(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        images += x.shape[0]
+        if done == steps:
+            break
+    return images / (time.perf_counter() - t0)
+
+
+def _make_imagefolder(root: Path, *, classes: int, per_class: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(classes):
+            d = root / split / f"class{c:03d}"
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(d / f"{i}.JPEG")
+
+
+def bench_case(case: str, workdir: Path) -> dict[str, float]:
+    if case == "fmnist":
+        recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides={"epochs": 1, "train_subset": 12_800})
+    else:
+        _make_imagefolder(workdir / "data", classes=4, per_class=48)
+        recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides={
+            "data_dir": str(workdir / "data"), "num_classes": 4, "batch_size": 32, "epochs": 1, "workers": 2,
+            "amp": "no", "model_ema": False, "channels_last": False,
+        })  # fmt: skip
+    run = workdir / f"run_{case}"
+    train(recipe, output_dir=run, progress=False)
+    row = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    engine = row["img_per_s"]
+    steps = row["updates"]
+
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    acc = Accelerator(cpu=True)
+    per_process = recipe.batch_size
+    train_loader, test_loader, disjoint = _build_loaders(recipe, acc, per_process)
+    bare = _bare_loop(recipe, train_loader, steps)
+
+    # eval: the package's accuracy_counts against a bare no_grad loop over the same batches
+    model = create_model(recipe).eval()
+    batches = list(test_loader)
+    t0 = time.perf_counter()
+    accuracy_counts(model, batches, accelerator=acc, disjoint_shards=disjoint)
+    pkg_eval = sum(len(y) for _, y in batches) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for x, _ in batches:
+            model(x).argmax(1)
+    bare_eval = sum(len(y) for _, y in batches) / (time.perf_counter() - t0)
+    return {"engine": engine, "bare": bare, "ratio": engine / bare, "eval_pkg": pkg_eval, "eval_bare": bare_eval,
+            "eval_ratio": pkg_eval / bare_eval, "steps": steps}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", nargs="+", default=["fmnist", "effnet"], choices=["fmnist", "effnet"])
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'case':<8}{'steps':>6}{'engine img/s':>14}{'bare img/s':>12}{'ratio':>8}"
+          f"{'eval img/s':>12}{'bare eval':>11}{'ratio':>8}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases:
+            r = bench_case(case, Path(tmp))
+            print(f"{case:<8}{r['steps']:>6}{r['engine']:>14.1f}{r['bare']:>12.1f}{r['ratio']:>8.3f}"
+                  f"{r['eval_pkg']:>12.1f}{r['eval_bare']:>11.1f}{r['eval_ratio']:>8.3f}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
