@@ -57,7 +57,9 @@ def _default_example_input(model: nn.Module) -> torch.Tensor:
         in_ch = first.in_channels
         shape = (2, in_ch, *size[-(first.weight.ndim - 2) :])
     param = next(model.parameters())
-    return torch.randn(shape, device=param.device, dtype=param.dtype)
+    # a private generator: detecting roles must not shift the global RNG stream that training draws from
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=param.dtype)
+    return x.to(param.device)
 
 
 def _storage_key(t: torch.Tensor) -> tuple[int, int]:

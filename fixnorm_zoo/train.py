@@ -76,8 +76,7 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "adamw" and recipe.opt_eps:
         kwargs["eps"] = recipe.opt_eps
     if recipe.method == "fixnorm":
-        c, h, w = recipe.input_size
-        example = torch.randn(2, c, h, w, device=next(model.parameters()).device)
+        example = _example_input(recipe, model)
         return FixNorm(model, base, fc_norm=recipe.fc_norm, invariant_norm=recipe.invariant_norm,
                        fc_norm_mode=recipe.fc_norm_mode, example_input=example, **kwargs)  # fmt: skip
     groups = timm.optim.param_groups_weight_decay(model, weight_decay=recipe.weight_decay)
@@ -327,8 +326,14 @@ def train(
 def _roles_for_logging(recipe: Recipe, model: nn.Module) -> dict[str, str]:
     from fixnorm_zoo.fixnorm import param_roles
 
-    c, h, w = recipe.input_size
-    return param_roles(model, example_input=torch.randn(2, c, h, w, device=next(model.parameters()).device))
+    return param_roles(model, example_input=_example_input(recipe, model))
+
+
+def _example_input(recipe: Recipe, model: nn.Module) -> torch.Tensor:
+    """Two random images for the role probe, from a private generator: drawing them from the global RNG would
+    shift the stream training uses, and a resumed run (which probes after restoring the RNG) would diverge."""
+    x = torch.randn(2, *recipe.input_size, generator=torch.Generator().manual_seed(recipe.seed))
+    return x.to(next(model.parameters()).device)
 
 
 def _diagnostics(optimizer, model: nn.Module, roles: dict[str, str] | None) -> dict[str, float]:
