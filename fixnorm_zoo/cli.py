@@ -85,6 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     except (FixNormZooError, FileExistsError, FileNotFoundError) as e:
         print(f"fixnorm-zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        _destroy_process_group()
+
+
+def _destroy_process_group() -> None:
+    """Tear down gloo/NCCL before exit: left to interpreter shutdown, gloo can abort with 'terminate called'."""
+    if "torch" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -116,6 +116,7 @@ def _two_process_worker(out_dir: str) -> None:
             "head_norm": head_norm,
         }
         Path(out_dir, "result.json").write_text(json.dumps(result))
+    acc.end_training()  # destroys the process group: left to interpreter exit, gloo can abort ("terminate called")
 
 
 @pytest.mark.multiproc
