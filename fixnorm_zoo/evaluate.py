@@ -146,17 +146,12 @@ def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: in
     transform = create_transform(input_size=tuple(cfg["input_size"]), is_training=False, crop_pct=cfg["crop_pct"],
                                  crop_mode=cfg.get("crop_mode", "center"), interpolation=cfg["interpolation"],
                                  mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))  # fmt: skip
+    from fixnorm_zoo.imagenet import open_image
+
     mode = "L" if cfg["input_size"][0] == 1 else "RGB"
-    dataset = ImageFolder(str(folder), transform=transform, loader=lambda p: _open_image(p, mode))
+    dataset = ImageFolder(str(folder), transform=transform, loader=lambda p: open_image(p, mode))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     return accelerator.prepare(loader), False, len(dataset.classes)
-
-
-def _open_image(path: str, mode: str):
-    from PIL import Image
-
-    with open(path, "rb") as f, Image.open(f) as im:
-        return im.convert(mode)
 
 
 def evaluate(

@@ -53,6 +53,14 @@ class _HFImages:
         return self.transform(row[self.image_key].convert("RGB")), int(row[self.label_key])
 
 
+def open_image(path: str, mode: str):
+    """Decode one image file into ``mode`` ("RGB" or "L"), closing the file at once."""
+    from PIL import Image
+
+    with open(path, "rb") as f, Image.open(f) as im:
+        return im.convert(mode)
+
+
 def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):
     from torchvision.datasets import ImageFolder
 
@@ -60,12 +68,10 @@ def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):
         if not (root / split).is_dir():
             raise DataError(f"ImageNet folder {root} has no {split}/ directory; expected {root}/train/<class>/*.JPEG "
                             f"and {root}/val/<class>/*.JPEG")  # fmt: skip
-    loader_mode = "L" if channels == 1 else "RGB"
-    from PIL import Image
+    mode = "L" if channels == 1 else "RGB"
 
     def load(path: str):
-        with open(path, "rb") as f, Image.open(f) as im:
-            return im.convert(loader_mode)
+        return open_image(path, mode)
 
     train = ImageFolder(str(root / "train"), transform=train_tf, loader=load)
     val = ImageFolder(str(root / "val"), transform=eval_tf, loader=load)
