@@ -14,12 +14,18 @@ __version__ = "0.1.0"
 _LAZY = {
     "FixNorm": "fixnorm_zoo.fixnorm",
     "param_roles": "fixnorm_zoo.fixnorm",
+    "load": "fixnorm_zoo.loading",
+    "get_transforms": "fixnorm_zoo.loading",
+    "list_models": "fixnorm_zoo.registry",
+    "model_info": "fixnorm_zoo.registry",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from fixnorm_zoo.fixnorm import FixNorm, param_roles  # noqa: F401
+    from fixnorm_zoo.loading import get_transforms, load  # noqa: F401
+    from fixnorm_zoo.registry import list_models, model_info  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -33,6 +33,100 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_space(items: list[str]) -> dict[str, list[float]] | None:
+    from fixnorm_zoo.errors import RecipeError
+
+    space = {}
+    for item in items:
+        knob, sep, values = item.partition("=")
+        try:
+            space[knob.strip()] = [float(v) for v in values.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise RecipeError(f"--grid {item!r}: expected KNOB=V1,V2,... e.g. --grid lr=0.05,0.1,0.2")
+    return space or None
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.recipe import load_recipe, parse_overrides
+    from fixnorm_zoo.tuning import tune
+
+    overrides = parse_overrides(args.set)
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    recipe = load_recipe(args.recipe, overrides=overrides)
+    output = args.output or str(Path("runs") / "tune" / f"{recipe.name}_{args.strategy}")
+    result = tune(recipe, trials=args.trials, output_dir=output, strategy=args.strategy,
+                  proxy_epochs=args.proxy_epochs, proxy_subset=args.proxy_subset, holdout=args.holdout,
+                  space=_parse_space(args.grid), seed=args.seed, progress=not args.no_progress,
+                  recipe_ref=args.recipe)  # fmt: skip
+    print(f"{'#':>3} " + " ".join(f"{k:>12}" for k in result["best"]) + "   status    score  time_s")
+    for i, r in enumerate(result["trials"], 1):
+        score = f"{r['score']:.2f}" if r["status"] == "ok" else "-"
+        knobs = " ".join(f"{r['params'][k]:>12.6g}" for k in result["best"])
+        print(f"{i:>3} {knobs}   {r['status']:<8} {score:>6} {r['time_s']:>7}")
+    sets = " ".join(f"--set {k}={v:.6g}" for k, v in result["best"].items())
+    print(f"best proxy top-1 {result['score']:.2f}: fixnorm-zoo train {args.recipe} {sets}")
+    print(f"wrote {output}/trials.jsonl, trials.csv, best.yaml, trials.png")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.registry import list_models, model_info
+
+    rows = [model_info(n) for n in list_models(args.pattern)]
+    head = (
+        "name",
+        "architecture",
+        "dataset",
+        "method",
+        "params(M)",
+        "GMACs",
+        "paper top-1",
+        "top-1",
+        "status",
+    )
+    table = [head] + [
+        (m.name, m.architecture, m.dataset, m.method, f"{m.params_m:.2f}" if m.params_m else "-",
+         f"{m.gmacs:.3f}" if m.gmacs else "-", f"{m.paper_top1:.1f}" if m.paper_top1 else "-",
+         f"{m.top1:.2f}" if m.top1 is not None else "-", m.status)
+        for m in rows
+    ]  # fmt: skip
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(head))]
+    for r in table:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from fixnorm_zoo.registry import model_info
+
+    info = model_info(args.name)
+    print(json.dumps(info.to_dict(), indent=2))
+    if info.status == "recipe":
+        print(f"no weights published yet; train them with: {info.train_command}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.publish import publish
+
+    result = publish(args.run_dir, repo_id=args.repo_id, name=args.name, dry_run=args.dry_run, mirror=args.mirror,
+                     private=args.private, twin=args.twin, data=args.data, registry=args.registry)  # fmt: skip
+    print(f"{result['name']}: re-measured top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}%")
+    print(f"model.safetensors {result['size']} bytes sha256 {result['sha256']}")
+    if args.dry_run:
+        print(f"dry run: repo folder written to {result['folder']}; nothing uploaded, registry unchanged")
+    elif result["revision"]:
+        print(f"uploaded {args.repo_id} at commit {result['revision']}; registry updated")
+    else:
+        print(f"copied to the mirror {result['folder']}; registry updated")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from fixnorm_zoo.demo import run_demo
 
@@ -58,9 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
-        "eval", help="top-1/top-5 of a run directory or hf-hub:ORG/NAME with its own eval transform"
+        "eval",
+        help="top-1/top-5 of a zoo model, run directory or hf-hub:ORG/NAME with its own eval transform",
     )
-    p.add_argument("source", help="a run directory, or hf-hub:ORG/NAME")
+    p.add_argument("source", help="a zoo name, a run directory, or hf-hub:ORG/NAME")
     p.add_argument(
         "--data", required=True, help="fashion_mnist[:DIR], or an ImageFolder root (uses its val/)"
     )
@@ -68,6 +163,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--results-csv", help="append the row (timm's results columns) to this CSV")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("list", help="the zoo's models, a table")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="one zoo model's registry entry")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("publish", help="re-verify a finished run, then publish it with its model card")
+    p.add_argument("run_dir")
+    p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub (or under the mirror)")
+    p.add_argument("--name", help="zoo name (default: the registry entry matching the recipe's name)")
+    p.add_argument(
+        "--dry-run", metavar="OUT_DIR", help="write the repo folder here and stop before the upload"
+    )
+    p.add_argument("--mirror", help="copy to this local mirror directory instead of the Hub (default: "
+                   "$FIXNORM_ZOO_HUB when set)")  # fmt: skip
+    p.add_argument("--private", action="store_true", help="create the Hub repo private")
+    p.add_argument(
+        "--twin", help="the weight-decay twin's run directory (its result and a plot go in the card)"
+    )
+    p.add_argument("--data", help="evaluation data for the re-check (default: the recipe's dataset)")
+    p.add_argument("--registry", help="registry file to update (default: the package's zoo.json)")
+    p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser("tune", help="search LR and fc_norm (or weight_decay) on short proxy runs")
+    p.add_argument("recipe", help="a recipe YAML path or a name under recipes/")
+    p.add_argument("--trials", type=int, default=10, help="trial budget (default 10)")
+    p.add_argument("--strategy", default="fixnorm", choices=["fixnorm", "grid", "tpe", "random"],
+                   help="fixnorm: the paper-style coordinate search (default); grid: every point")  # fmt: skip
+    p.add_argument("--proxy-epochs", type=float, default=1, help="epochs per trial (default 1)")
+    p.add_argument("--proxy-subset", type=int, help="train each trial on the first N training images only")
+    p.add_argument("--holdout", type=int, default=10000,
+                   help="training images held out as the score (Fashion-MNIST; default 10000)")  # fmt: skip
+    p.add_argument("--grid", action="append", default=[], metavar="KNOB=V1,V2,...",
+                   help="values a knob may take (default: the recipe's value x 2^k, k=-4..4)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="search seed (tpe, random)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    p.add_argument("--output", help="default: runs/tune/RECIPE_STRATEGY")
+    p.add_argument("--data-dir", help="dataset location")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser(
         "demo", help="FixNorm vs its weight-decay twin on Fashion-MNIST, same recipe and budget"

@@ -1,50 +1,124 @@
-"""``make demo``: train the same Fashion-MNIST recipe twice, once with FixNorm and once with its weight-decay twin,
-at the same budget, and print both test accuracies, the wall time and the command that repeats it."""
+"""``make demo``: the whole zoo pipeline once, on real data, in minutes.
+
+Train a FixNorm model on Fashion-MNIST with its recipe, evaluate it, publish it with its model card to a local Hub
+mirror (a directory, with its own copy of the registry, so the package's zoo.json is untouched), load it back with
+``fixnorm_zoo.load`` (sha256-checked), classify test images with the model's own eval transform and draw them in a
+PNG grid, and print the accuracy next to the weight-decay twin's recorded number.
+"""
 
 from __future__ import annotations
 
+import csv
+import os
 import shutil
 import time
 from pathlib import Path
 
-DEMO_RECIPES = ("fashion_mnist/demo_fixnorm", "fashion_mnist/demo_wd")
+DEMO_RECIPE = "fashion_mnist/demo_fixnorm"
+TWIN_RECIPE = "fashion_mnist/demo_wd"
+DEMO_NAME = "fmnist_demo"
+DEMO_REPO = "fixnorm-zoo/fmnist_demo"
+RECORDED = Path(__file__).resolve().parent.parent / "eval" / "fmnist_demo.csv"
 
 
-def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict[str, dict]:
-    """Run both demo recipes into ``output_dir/<recipe name>`` (replacing earlier demo runs) and print a table."""
+def _recorded_twin() -> dict | None:
+    """The weight-decay twin's measured row (eval/fmnist_demo.csv, written by the command in eval/README.md)."""
+    if not RECORDED.is_file():
+        return None
+    with open(RECORDED) as f:
+        return next((r for r in csv.DictReader(f) if r["model"] == "fmnist_demo_wd"), None)
+
+
+def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: int = 24) -> float:
+    """Classify ``n`` test images (evenly spaced through the test set) and draw them; returns their accuracy."""
+    import torch
+    from PIL import Image
+
+    from fixnorm_zoo.data import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from fixnorm_zoo.plots import _pyplot
+
+    images, labels = load_fashion_mnist(split="test", data_dir=data_dir)
+    idx = torch.linspace(0, len(images) - 1, n).long()
+    pil = [Image.fromarray(images[i, 0].numpy(), mode="L") for i in idx]
+    with torch.no_grad():
+        probs = model(torch.stack([transform(p) for p in pil])).softmax(dim=1)
+    conf, pred = probs.max(dim=1)
+    plt = _pyplot()
+    cols = 8
+    fig, axes = plt.subplots(n // cols, cols, figsize=(cols * 1.55, n // cols * 1.85))
+    for ax, img, i, p, c in zip(axes.flat, pil, idx, pred, conf, strict=True):
+        ok = int(p) == int(labels[i])
+        ax.imshow(img, cmap="gray")
+        ax.set_title(f"{FASHION_MNIST_CLASSES[int(p)]}\n{100 * float(c):.0f}%" + ("" if ok else
+                     f" (is {FASHION_MNIST_CLASSES[int(labels[i])]})"), fontsize=7,
+                     color="green" if ok else "red")  # fmt: skip
+        ax.axis("off")
+    fig.suptitle("fixnorm_zoo.load('fmnist_demo') on Fashion-MNIST test images (green: right, red: wrong)",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return float((pred == labels[idx]).float().mean()) * 100
+
+
+def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict:
+    """Train, evaluate, publish to ``output_dir/hub``, load back, draw predictions; print what was written."""
+    from fixnorm_zoo.evaluate import evaluate
+    from fixnorm_zoo.publish import publish
     from fixnorm_zoo.recipe import load_recipe
+    from fixnorm_zoo.registry import REGISTRY_FILE
     from fixnorm_zoo.train import train
 
     start = time.perf_counter()
-    results: dict[str, dict] = {}
-    for name in DEMO_RECIPES:
-        recipe = load_recipe(name, overrides={"data_dir": data_dir} if data_dir else None)
-        run_dir = output_dir / recipe.name
-        shutil.rmtree(run_dir, ignore_errors=True)
-        t0 = time.perf_counter()
-        summary = train(recipe, output_dir=run_dir)
-        summary["wall_s"] = time.perf_counter() - t0
-        summary["run_dir"] = str(run_dir)
-        results[recipe.method] = summary
-    total = time.perf_counter() - start
-    from fixnorm_zoo.plots import plot_comparison
-
-    figure = output_dir / "fixnorm_vs_wd.png"
-    plot_comparison({"FixNorm": Path(results["fixnorm"]["run_dir"]), "weight decay": Path(results["wd"]["run_dir"])},
-                    figure, title="Fashion-MNIST, demo recipe: FixNorm vs weight decay")  # fmt: skip
-
-    print()
-    print(f"Fashion-MNIST test accuracy, {results['fixnorm']['model']} "
-          f"({results['fixnorm']['epochs']} epochs each, same recipe and budget):")  # fmt: skip
-    print(f"  {'method':<28}{'top-1 %':>9}{'top-5 %':>9}{'wall s':>9}  run directory")
-    labels = {"fixnorm": "FixNorm (no weight decay)", "wd": "SGD + weight decay 5e-4"}
-    for method, s in results.items():
-        print(f"  {labels[method]:<28}{s['top1']:>9.2f}{s['top5']:>9.2f}{s['wall_s']:>9.0f}  {s['run_dir']}")
-    print(f"Total wall time: {total:.0f} s")
-    print(
-        f"Wrote: {figure}, "
-        + ", ".join(f"{s['run_dir']}/{{log.jsonl,curves.png,weights.safetensors}}" for s in results.values())
+    output_dir = Path(output_dir)
+    run_dir, mirror, registry = (
+        output_dir / "fmnist_demo_fixnorm",
+        output_dir / "hub",
+        output_dir / "zoo.json",
     )
+    for p in (run_dir, mirror):
+        shutil.rmtree(p, ignore_errors=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REGISTRY_FILE, registry)
+
+    print(f"[1/5] train {DEMO_RECIPE} -> {run_dir}")
+    recipe = load_recipe(DEMO_RECIPE, overrides={"data_dir": data_dir} if data_dir else None)
+    summary = train(recipe, output_dir=run_dir)
+    data = f"fashion_mnist:{data_dir}" if data_dir else "fashion_mnist"
+    print("[2/5] evaluate with the model's own eval transform")
+    row = evaluate(str(run_dir), data=data, results_csv=output_dir / "results.csv")
+    print(f"      top-1 {row['top1']:.2f}%  top-5 {row['top5']:.2f}%  ({row['model']}, {row['img_size']} px)")
+    print(f"[3/5] publish (re-check, model card, safetensors) to the local Hub mirror {mirror}")
+    published = publish(
+        run_dir, repo_id=DEMO_REPO, name=DEMO_NAME, mirror=mirror, registry=registry, data=data
+    )
+    print(
+        f"      {DEMO_REPO}: sha256 {published['sha256'][:16]}..., registry entry '{DEMO_NAME}' in {registry}"
+    )
+
+    print("[4/5] load it back: fixnorm_zoo.load('fmnist_demo') (registry + mirror, sha256 checked)")
+    os.environ["FIXNORM_ZOO_REGISTRY"], os.environ["FIXNORM_ZOO_HUB"] = str(registry), str(mirror)
+    from fixnorm_zoo.loading import get_transforms, load
+
+    model = load(DEMO_NAME)
+    grid = output_dir / "predictions.png"
+    print(f"[5/5] classify test images -> {grid}")
+    grid_acc = _prediction_grid(model, get_transforms(DEMO_NAME), grid, data_dir=data_dir)
+
+    total = time.perf_counter() - start
+    twin = _recorded_twin()
+    print()
+    print(f"Fashion-MNIST test top-1, {recipe.model} {recipe.model_args}, {recipe.epochs} epochs:")
+    print(f"  FixNorm (this run, re-measured at publish)      {published['top1']:6.2f}%   "
+          f"({summary['train_time_s']:.0f} s training)")  # fmt: skip
+    if twin:
+        print(f"  weight-decay twin (recorded, eval/fmnist_demo.csv) {float(twin['top1']):6.2f}%   "
+              f"(fixnorm-zoo train {TWIN_RECIPE})")  # fmt: skip
+    print(f"  prediction grid: {grid_acc:.0f}% of its 24 test images right")
+    print(f"Total wall time: {total:.0f} s")
+    print("Wrote:")
+    for p in [run_dir / "summary.json", run_dir / "curves.png", run_dir / "weights.safetensors",
+              output_dir / "results.csv", *sorted((mirror / DEMO_REPO).iterdir()), registry, grid]:  # fmt: skip
+        print(f"  {p}")
     print("Repeat with: make demo   (or: .venv/bin/fixnorm-zoo demo)")
-    print("Each run alone: " + "; ".join(f"fixnorm-zoo train {n}" for n in DEMO_RECIPES))
-    return results
+    return {"summary": summary, "eval": row, "published": published, "grid_accuracy": grid_acc}

@@ -119,6 +119,14 @@ def _load_hub(name: str) -> tuple[nn.Module, dict[str, Any], str]:
     return model, cfg, name.removeprefix("hf-hub:")
 
 
+def _load_zoo(name: str) -> tuple[nn.Module, dict[str, Any], str]:
+    from fixnorm_zoo.loading import _pretrained_cfg, load
+    from fixnorm_zoo.registry import model_info
+
+    info = model_info(name)
+    return load(info.name), _pretrained_cfg(info), info.name
+
+
 def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: int, accelerator: Accelerator):
     """Evaluation batches with the model's own eval transform; returns (batches, disjoint_shards, num_classes)."""
     from fixnorm_zoo.errors import DataError
@@ -157,10 +165,11 @@ def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: in
 def evaluate(
     source: str, *, data: str, batch_size: int = 256, workers: int = 4, results_csv: str | Path | None = None
 ) -> dict[str, Any]:
-    """Top-1/top-5 of a run directory or an ``hf-hub:ORG/NAME`` model with the model's own eval transform.
+    """Top-1/top-5 of a zoo model, a run directory or an ``hf-hub:ORG/NAME`` model with the model's own eval transform.
 
     Args:
-        source: a run directory (``recipe.yaml`` + weights) or ``hf-hub:ORG/NAME``.
+        source: a zoo name (``fixnorm_zoo.list_models()``), a run directory (``recipe.yaml`` + weights) or
+            ``hf-hub:ORG/NAME``.
         data: ``fashion_mnist`` (``fashion_mnist:/dir`` for another IDX folder), or an ImageFolder root (its
             ``val/`` is used when present).
         batch_size: per-process batch size.
@@ -175,7 +184,12 @@ def evaluate(
     from fixnorm_zoo.errors import DataError
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model, cfg, name = _load_hub(source) if source.startswith("hf-hub:") else _load_run(Path(source))
+    if source.startswith("hf-hub:"):
+        model, cfg, name = _load_hub(source)
+    elif Path(source).is_dir():
+        model, cfg, name = _load_run(Path(source))
+    else:
+        model, cfg, name = _load_zoo(source)
     batches, disjoint, num_classes = _batches_for(data, cfg, batch_size=batch_size, workers=workers,
                                                   accelerator=accelerator)  # fmt: skip
     if num_classes != cfg["num_classes"]:

@@ -61,3 +61,30 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_trials(records: list[dict[str, Any]], *, knobs: tuple[str, ...], path: Path) -> None:
+    """The searched points on log axes (first knob x, second knob y), colour = proxy score, numbered in order;
+    diverged or failed trials as red crosses."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    xk, yk = knobs
+    ok = [r for r in records if r.get("status") == "ok"]
+    bad = [r for r in records if r.get("status") != "ok"]
+    if ok:
+        sc = ax.scatter([r["params"][xk] for r in ok], [r["params"][yk] for r in ok],
+                        c=[r["score"] for r in ok], cmap="viridis", s=90, edgecolors="k")  # fmt: skip
+        fig.colorbar(sc, ax=ax, label="proxy top-1 (%)")
+        best = max(ok, key=lambda r: r["score"])
+        ax.scatter([best["params"][xk]], [best["params"][yk]], marker="*", s=320, c="none", edgecolors="r",
+                   label=f"best {best['score']:.2f}")  # fmt: skip
+        ax.legend(loc="best", fontsize=8)
+    if bad:
+        ax.scatter([r["params"][xk] for r in bad], [r["params"][yk] for r in bad], marker="x", c="r", s=60)
+    for i, r in enumerate(records, 1):
+        ax.annotate(str(i), (r["params"][xk], r["params"][yk]), fontsize=7, xytext=(5, 5),
+                    textcoords="offset points")  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel=xk, ylabel=yk, title=f"{len(records)} trials")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

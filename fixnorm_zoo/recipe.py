@@ -40,6 +40,8 @@ class Recipe:
     mean: list[float] = field(default_factory=lambda: [0.2860])
     std: list[float] = field(default_factory=lambda: [0.3530])
     train_subset: int | None = None  # first N training samples only (quick runs and tests)
+    # last N training samples held out and scored instead of the test set: tuning must never see the test set
+    holdout: int = 0
     # schedule
     epochs: int = 10
     batch_size: int = 128  # global batch: per-process batch = batch_size / processes / grad_accum_steps
@@ -108,6 +110,11 @@ class Recipe:
             raise RecipeError(
                 f"recipe fields input_size={self.input_size}, mean={self.mean}, std={self.std}: input_size is "
                 "[channels, height, width] and mean/std have one value per channel"
+            )
+        if self.holdout < 0 or (self.holdout and self.dataset != "fashion_mnist"):
+            raise RecipeError(
+                f"recipe field holdout={self.holdout!r}: a held-out validation split (N >= 0 training images) is"
+                " implemented for dataset: fashion_mnist; ImageNet recipes score the validation split"
             )
         if self.batch_size % self.grad_accum_steps:
             raise RecipeError(

@@ -110,6 +110,17 @@ def _build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
             )
         xtr, ytr = load_fashion_mnist(split="train", data_dir=recipe.data_dir)
         xte, yte = load_fashion_mnist(split="test", data_dir=recipe.data_dir)
+        if recipe.holdout:
+            if recipe.holdout >= len(xtr):
+                raise DataError(
+                    f"holdout={recipe.holdout} leaves no training images (the split has {len(xtr)})"
+                )
+            xtr, ytr, xte, yte = (
+                xtr[: -recipe.holdout],
+                ytr[: -recipe.holdout],
+                xtr[-recipe.holdout :],
+                ytr[-recipe.holdout :],
+            )
         if recipe.train_subset:
             xtr, ytr = xtr[: recipe.train_subset], ytr[: recipe.train_subset]
         common = dict(mean=tuple(recipe.mean), std=tuple(recipe.std), seed=recipe.seed,
@@ -369,6 +380,12 @@ def _loss_and_mixup(recipe: Recipe):
     return None, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
 
 
+def _eval_split(recipe: Recipe) -> str:
+    if recipe.dataset != "fashion_mnist":
+        return "validation"
+    return f"train[-{recipe.holdout}:]" if recipe.holdout else "test"
+
+
 def _finish(recipe: Recipe, accelerator, model, ema, state: TrainState, run_dir: Path) -> dict[str, Any]:
     last = state.history[-1]
     final_key = "top1_ema" if ema is not None else "top1"
@@ -381,7 +398,7 @@ def _finish(recipe: Recipe, accelerator, model, ema, state: TrainState, run_dir:
         "top1": last[final_key],
         "top5": last["top5_ema" if ema is not None else "top5"],
         "eval_weights": WEIGHTS_EMA if ema is not None else WEIGHTS,
-        "eval_split": "test" if recipe.dataset == "fashion_mnist" else "validation",
+        "eval_split": _eval_split(recipe),
         "eval_setting": {k: v for k, v in eval_config(recipe).items() if k != "num_classes"},
         "best_top1": state.best_top1,
         "best_epoch": state.best_epoch,

@@ -1,0 +1,144 @@
+"""How many trials each search needs to come within 0.2 point of the dense grid's optimum.
+
+The grid (bench/tuner_grid.sh: every (fc_norm, lr) point of a 6x6 log lattice, one proxy run each, deterministic)
+is used as a table: each strategy runs its real code (fixnorm_zoo.tuning.run_search) with ``score = table[point]``,
+so a trial here is exactly the proxy run the strategy would have paid for. Strategies: ours (fixnorm: coordinate
+line search, fc_norm then LR, from the recipe's values), Optuna TPE with its defaults (10 random start-up
+trials) and with 3 start-up trials, and random search; TPE and random over 10 search seeds (ours is
+deterministic). Prints a table and the ratio ours / TPE, and the rank correlation of proxy vs full runs where
+full-run results exist (eval/tuner/full_runs.csv).
+
+    .venv/bin/python bench/tuner.py [--grid eval/tuner/grid_resnet18_fixnorm_trials.jsonl] [--target 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fixnorm_zoo.tuning import param_key, run_search  # noqa: E402
+
+
+def load_grid(path: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    table, space = {}, {}
+    for r in lines[1:]:
+        table[r["trial"]] = r["score"] if r["status"] == "ok" else -math.inf
+        for k, v in r["params"].items():
+            space.setdefault(k, set()).add(v)
+    return table, {k: sorted(v) for k, v in space.items()}
+
+
+def trials_to_target(order: list[tuple[dict, float]], target: float) -> int | None:
+    best = -math.inf
+    for i, (_, score) in enumerate(order, 1):
+        best = max(best, score)
+        if best >= target:
+            return i
+    return None
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    def ranks(x: list[float]) -> list[float]:
+        order = sorted(range(len(x)), key=lambda i: x[i])
+        r = [0.0] * len(x)
+        for rank, i in enumerate(order):
+            r[i] = rank
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.mean(ra), statistics.mean(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", default=str(ROOT / "eval/tuner/grid_resnet18_fixnorm_trials.jsonl"))
+    ap.add_argument(
+        "--target", type=float, default=0.2, help="points below the grid optimum that count (0.2)"
+    )
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--start", default="fc_norm=8,lr=0.1", help="ours starts at the recipe's values")
+    args = ap.parse_args()
+
+    table, space = load_grid(Path(args.grid))
+    knobs = ("fc_norm", "lr")
+    missing = [k for k in _all_points(space, knobs) if k not in table]
+    if missing:
+        print(
+            f"the grid is incomplete ({len(missing)} points missing, e.g. {missing[0]}): finish bench/tuner_grid.sh"
+        )
+        return 1
+    best_key = max(table, key=table.get)
+    optimum = table[best_key]
+    target = optimum - args.target
+    print(f"grid: {len(table)} points, optimum {optimum:.2f} at {best_key}; target >= {target:.2f}")
+    print(f"points within {args.target}: {sorted(k for k, v in table.items() if v >= target)}")
+    start = {k: float(v) for k, v in (kv.split("=") for kv in args.start.split(","))}
+
+    def score(params: dict) -> float:
+        return table[param_key(params)]
+
+    configs = {
+        "ours (fixnorm)": ("fixnorm", {}),
+        "TPE (optuna defaults)": ("tpe", {}),
+        "TPE (3 start-up)": ("tpe", {"n_startup_trials": 3}),
+        "random": ("random", {}),
+    }
+    results = {}
+    budget = len(table)
+    for label, (strategy, extra) in configs.items():
+        needed, found_at_10 = [], []
+        seeds = [0] if strategy == "fixnorm" else list(range(args.seeds))
+        for seed in seeds:
+            order = run_search(
+                strategy, score, space, knobs=knobs, budget=budget, start=start, seed=seed, **extra
+            )
+            n = trials_to_target(order, target)
+            needed.append(n if n is not None else budget + 1)
+            found_at_10.append(max(s for _, s in order[:10]))
+        results[label] = needed
+        mean = statistics.mean(needed)
+        sd = statistics.stdev(needed) if len(needed) > 1 else 0.0
+        print(
+            f"{label:<24} trials to within {args.target}: mean {mean:5.1f} +- {sd:4.1f} over {len(seeds)} seed(s) "
+            f"(runs: {needed}); best after 10 trials: mean {statistics.mean(found_at_10):.2f}"
+        )
+    ours = statistics.mean(results["ours (fixnorm)"])
+    tpe = statistics.mean(results["TPE (optuna defaults)"])
+    print(f"ratio ours / TPE (defaults) = {ours / tpe:.2f}  (goal <= 0.5)")
+    print(f"ratio ours / TPE (3 start-up) = {ours / statistics.mean(results['TPE (3 start-up)']):.2f}")
+    print(f"ratio ours / random = {ours / statistics.mean(results['random']):.2f}")
+
+    full = ROOT / "eval/tuner/full_runs.csv"
+    if full.is_file():
+        import csv
+
+        with open(full) as f:
+            rows = list(csv.DictReader(f))
+        pairs = [(table[param_key({k: float(r[k]) for k in knobs})], float(r["top1"])) for r in rows]
+        rho = spearman([p for p, _ in pairs], [f for _, f in pairs])
+        print(f"proxy vs full-run rank correlation (Spearman) over {len(pairs)} points: {rho:.2f}")
+    else:
+        print("proxy vs full-run rank correlation: not measured (no eval/tuner/full_runs.csv)")
+    return 0
+
+
+def _all_points(space, knobs):
+    import itertools
+
+    return [
+        param_key(dict(zip(knobs, v, strict=True))) for v in itertools.product(*(space[k] for k in knobs))
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Model cards: the repo's ``README.md`` rendered from ``model_cards/fixnorm_model.md`` with huggingface_hub's
+``ModelCard`` (Hub YAML metadata with a ``model-index`` of the measured results)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "fixnorm_model.md"
+DATASETS = {
+    "fashion_mnist": ("Fashion-MNIST", "zalando-datasets/fashion_mnist"),
+    "imagenet": ("ImageNet-1k", "ILSVRC/imagenet-1k"),
+}
+
+
+def render_card(
+    *,
+    name: str,
+    repo_id: str,
+    recipe,
+    recipe_ref: str,
+    summary: dict[str, Any],
+    measured: dict[str, Any],
+    sha256: str,
+    size: int,
+    gmacs: float | None,
+    paper_top1: float | None = None,
+    twin: dict[str, Any] | None = None,
+    curves_file: str = "curves.png",
+    comparison_file: str | None = None,
+    eval_data: str,
+    license: str = "apache-2.0",
+) -> str:
+    """The card's full text. ``measured`` is publish's re-evaluation (top1, top5, param_count in millions)."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    dataset_name, dataset_id = DATASETS[recipe.dataset]
+    split = summary.get("eval_split", "test")
+    tags = ["image-classification", "timm", "fixnorm", recipe.dataset.replace("_", "-")]
+    if recipe.method == "wd":
+        tags.append("baseline")
+    results = [
+        EvalResult(
+            task_type="image-classification",
+            dataset_type=dataset_id,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type="accuracy",
+            metric_name=name_,
+            metric_value=value,
+        )  # fmt: skip
+        for name_, value in (("top-1 accuracy", measured["top1"]), ("top-5 accuracy", measured["top5"]))
+    ]
+    card_data = ModelCardData(library_name="timm", license=license, datasets=[dataset_id], tags=tags,
+                              model_name=name, eval_results=results, pipeline_tag="image-classification")  # fmt: skip
+    ev = summary["eval_setting"]
+    if recipe.method == "fixnorm":
+        method_text = (f"FixNorm (no weight decay; invariant weight norms fixed, classifier norm "
+                       f"{recipe.fc_norm if recipe.fc_norm is not None else 'kept at its initial value'})")  # fmt: skip
+        fixnorm_text = (
+            "FixNorm (Zhou, Sun, Zhong, arXiv 2103.15345) trains without weight decay. Weights followed by a "
+            "normalization layer are scale-invariant, so weight decay only sets their effective learning rate "
+            "(lr/||W||^2); FixNorm holds each such ||W|| at its initial value "
+            f"({'a constant ' + str(recipe.invariant_norm) if recipe.invariant_norm else 'default'}), so the LR "
+            f"schedule alone sets it. The classifier, which is not scale-invariant, has its norm fixed to "
+            f"`fc_norm = {recipe.fc_norm}` ({recipe.fc_norm_mode}), which sets the logit scale. Peak LR "
+            f"{recipe.lr} ({recipe.optimizer}, {recipe.sched} schedule, {recipe.epochs} epochs, batch "
+            f"{recipe.batch_size})."
+        )
+    else:
+        method_text = f"weight decay {recipe.weight_decay} (the FixNorm model's baseline twin)"
+        fixnorm_text = (
+            f"The weight-decay baseline: the same recipe as its FixNorm twin but with weight decay "
+            f"{recipe.weight_decay} on conv/linear weights instead of fixed norms. Peak LR {recipe.lr} "
+            f"({recipe.optimizer}, {recipe.sched}, {recipe.epochs} epochs, batch {recipe.batch_size})."
+        )
+    extra = []
+    if twin is not None:
+        extra.append({"name": twin["name"], "top1": twin["top1"], "top5": twin["top5"],
+                      "note": twin.get("note", "same recipe, other method")})  # fmt: skip
+    minutes = summary.get("train_time_s", 0) / 60
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        name=name,
+        summary=(
+            f"A {dataset_name} image classifier trained with "
+            f"{'FixNorm' if recipe.method == 'fixnorm' else 'weight decay (the FixNorm baseline)'} "
+            "by fixnorm_zoo."
+        ),  # fmt: skip
+        architecture=recipe.model,
+        model_args=recipe.model_args,
+        params_m=measured["param_count"],
+        gmacs=gmacs if gmacs is not None else "n/a",
+        input_size="x".join(str(v) for v in ev["input_size"]),
+        method=recipe.method,
+        method_text=method_text,
+        dataset_name=dataset_name,
+        eval_split=split,
+        license=license,
+        top1=f"{measured['top1']:.2f}",
+        top5=f"{measured['top5']:.2f}",
+        eval_text=(
+            f"{ev['input_size'][-1]} px, crop {ev['crop_pct']}, {ev['interpolation']}, "
+            f"mean {list(ev['mean'])}, std {list(ev['std'])}"
+        ),  # fmt: skip
+        extra_rows=extra,
+        paper_top1=paper_top1,
+        repo_id=repo_id,
+        eval_data=eval_data,
+        curves_file=curves_file,
+        comparison_file=comparison_file,
+        fixnorm_text=fixnorm_text,
+        recipe_ref=recipe_ref,
+        seed_note=f"seed {recipe.seed}",
+        recipe_yaml=recipe.to_yaml().strip(),
+        train_time=f"{minutes:.1f} min",
+        num_processes=summary.get("num_processes", 1),
+        size=size,
+        sha256=sha256,
+    )
+    return str(card)

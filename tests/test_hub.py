@@ -1,0 +1,253 @@
+"""The zoo end to end against a local Hub: publish (gate, card, timm format) → load (pinned revision, sha256),
+plain timm in a process that never imports fixnorm_zoo, offline behaviour, tampering, the local mirror.
+
+The Hub is ``tests/hub_server.py`` in a subprocess on a free loopback port; the real huggingface_hub client talks to
+it from subprocesses, because ``HF_ENDPOINT`` must be set before huggingface_hub is imported (this pytest process
+already imported it, offline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "hf_testtoken_DoNotPrintMe123"
+QUICK = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"channels": [8, 16, 32, 64]}}
+PROBE = "torch.manual_seed(0); x = torch.randn(4, 1, 28, 28)"
+
+
+@pytest.fixture(scope="module")
+def hub():
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "hub_server.py")], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    port = int(proc.stdout.readline().split()[1])
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _train(out: Path, seed: int, **extra) -> Path:
+    from accelerate.state import AcceleratorState
+
+    from fixnorm_zoo.recipe import load_recipe
+    from fixnorm_zoo.train import train
+
+    train(load_recipe("fashion_mnist/demo_fixnorm", overrides={**QUICK, "seed": seed, **extra}), output_dir=out,
+          progress=False)  # fmt: skip
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    wd = {"method": "wd", "fc_norm": None, "weight_decay": 5e-4}
+    return {"a": _train(base / "a", 0), "b": _train(base / "b", 1, **wd)}  # b: a's weight-decay twin
+
+
+def _outputs_of_run(run: Path) -> torch.Tensor:
+    from fixnorm_zoo.evaluate import _load_run
+
+    model, _, _ = _load_run(run)
+    exec(PROBE, globals(), ns := {"torch": torch})
+    with torch.no_grad():
+        return model.eval()(ns["x"])
+
+
+def _env(hub: str, home: Path, registry: Path, *, offline: bool = False, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FIXNORM_ZOO_"))}
+    env.update(HF_ENDPOINT=hub, HF_HUB_DISABLE_XET="1", HF_HOME=str(home), HF_TOKEN=TOKEN,
+               HF_HUB_OFFLINE="1" if offline else "0", HF_HUB_DISABLE_TELEMETRY="1", TQDM_DISABLE="1",
+               FIXNORM_ZOO_REGISTRY=str(registry), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))  # fmt: skip
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return _run(["-m", "fixnorm_zoo.cli", *args], env)
+
+
+def _outputs_in_subprocess(env: dict[str, str], load_expr: str, out: Path) -> subprocess.CompletedProcess:
+    code = (f"import sys, torch\n{load_expr}\nmodel.eval()\n{PROBE}\n"
+            f"with torch.no_grad(): torch.save(model(x), {str(out)!r})\n"
+            "print('imported fixnorm_zoo' if 'fixnorm_zoo' in sys.modules else 'no fixnorm_zoo')\n")  # fmt: skip
+    return _run(["-c", code], env)
+
+
+@pytest.fixture(scope="module")
+def published(hub, runs, tmp_path_factory) -> dict:
+    """Run a published twice to org/tiny (rev 1: run a, rev 2: run b), registry snapshots after each."""
+    work = tmp_path_factory.mktemp("published")
+    registry = work / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    env = _env(hub, work / "home_publisher", registry)
+    first = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/tiny", "--name", "tiny")
+    assert first.returncode == 0, first.stderr
+    snap1 = work / "zoo_rev1.json"
+    shutil.copyfile(registry, snap1)
+    second = _cli(env, "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny")
+    assert second.returncode == 0, second.stderr
+    return {"work": work, "rev1": snap1, "rev2": registry, "logs": [first, second]}
+
+
+def _entry(registry: Path, name: str) -> dict:
+    return next(m for m in json.loads(registry.read_text())["models"] if m["name"] == name)
+
+
+def test_publish_writes_registry_and_never_prints_the_token(published) -> None:
+    e1, e2 = _entry(published["rev1"], "tiny"), _entry(published["rev2"], "tiny")
+    for e in (e1, e2):
+        assert (
+            e["status"] == "published" and len(e["hub"]["revision"]) == 40 and len(e["hub"]["sha256"]) == 64
+        )
+        assert e["top1"] is not None and e["eval_split"] == "test"
+    assert e1["hub"]["revision"] != e2["hub"]["revision"] and e1["hub"]["sha256"] != e2["hub"]["sha256"]
+    for log in published["logs"]:
+        assert TOKEN not in log.stdout + log.stderr
+    assert TOKEN not in published["rev2"].read_text()
+
+
+def test_load_round_trip_and_plain_timm_give_the_run_outputs(hub, runs, published, tmp_path) -> None:
+    env = _env(hub, tmp_path / "home", published["rev2"])
+    expected = _outputs_of_run(runs["b"])
+    r = _outputs_in_subprocess(
+        env, "import fixnorm_zoo\nmodel = fixnorm_zoo.load('tiny')", tmp_path / "zoo.pt"
+    )
+    assert r.returncode == 0, r.stderr
+    torch.testing.assert_close(torch.load(tmp_path / "zoo.pt"), expected, rtol=0, atol=0)
+    r = _outputs_in_subprocess(env, "import timm\nmodel = timm.create_model('hf-hub:org/tiny', pretrained=True)",
+                               tmp_path / "timm.pt")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "no fixnorm_zoo" in r.stdout
+    torch.testing.assert_close(torch.load(tmp_path / "timm.pt"), expected, rtol=0, atol=0)
+
+
+def test_revision_pinning_loads_the_registry_commit_not_main(hub, runs, published, tmp_path) -> None:
+    env = _env(hub, tmp_path / "home", published["rev1"])  # registry pins commit 1; main now holds run b
+    r = _outputs_in_subprocess(env, "import fixnorm_zoo\nmodel = fixnorm_zoo.load('tiny')", tmp_path / "o.pt")
+    assert r.returncode == 0, r.stderr
+    torch.testing.assert_close(torch.load(tmp_path / "o.pt"), _outputs_of_run(runs["a"]), rtol=0, atol=0)
+
+
+def test_offline_after_caching_works_and_empty_cache_fails_clearly(hub, published, tmp_path) -> None:
+    load = "import fixnorm_zoo\nmodel = fixnorm_zoo.load('tiny')"
+    warm = tmp_path / "warm"
+    assert _outputs_in_subprocess(_env(hub, warm, published["rev2"]), load, tmp_path / "1.pt").returncode == 0
+    r = _outputs_in_subprocess(_env(hub, warm, published["rev2"], offline=True), load, tmp_path / "2.pt")
+    assert r.returncode == 0, r.stderr
+    r = _outputs_in_subprocess(
+        _env(hub, tmp_path / "cold", published["rev2"], offline=True), load, tmp_path / "3.pt"
+    )
+    assert r.returncode != 0
+    assert "not in the local cache" in r.stderr and "HF_HUB_OFFLINE" in r.stderr
+
+
+def test_tampered_cached_weights_are_refused(hub, published, tmp_path) -> None:
+    home = tmp_path / "home"
+    load = "import fixnorm_zoo\nmodel = fixnorm_zoo.load('tiny')"
+    assert _outputs_in_subprocess(_env(hub, home, published["rev2"]), load, tmp_path / "1.pt").returncode == 0
+    blobs = [p for p in (home / "hub").rglob("blobs/*") if p.stat().st_size > 100_000]
+    assert len(blobs) == 1
+    data = bytearray(blobs[0].read_bytes())
+    data[-1] ^= (
+        0xFF  # one flipped bit in the last tensor: same size, so huggingface_hub alone would not notice
+    )
+    blobs[0].write_bytes(bytes(data))
+    r = _outputs_in_subprocess(_env(hub, home, published["rev2"], offline=True), load, tmp_path / "2.pt")
+    assert r.returncode != 0
+    assert "IntegrityError" in r.stderr and "refusing to load" in r.stderr
+    assert not (tmp_path / "2.pt").exists()
+
+
+def test_gate_refuses_a_wrong_claim(hub, runs, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(runs["a"], run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["top1"] += 0.5
+    (run / "summary.json").write_text(json.dumps(summary))
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    before = registry.read_text()
+    r = _cli(
+        _env(hub, tmp_path / "home", registry), "publish", str(run), "--repo-id", "org/wrong", "--name", "w"
+    )
+    assert r.returncode == 2
+    assert "re-evaluation gives top-1" in r.stderr and "not published" in r.stderr
+    assert registry.read_text() == before
+    # and nothing reached the Hub: the repo does not exist there
+    probe = _run(["-c", "from huggingface_hub import HfApi; HfApi().model_info('org/wrong')"],
+                 _env(hub, tmp_path / "home", registry))  # fmt: skip
+    assert probe.returncode != 0 and "RepositoryNotFound" in probe.stderr
+
+
+def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) -> None:
+    from fixnorm_zoo.publish import publish
+
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    monkeypatch.setenv("FIXNORM_ZOO_REGISTRY", str(registry))
+    out = tmp_path / "out"
+    result = publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", dry_run=out, twin=runs["b"])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "config.json", "curves.png", "fixnorm_vs_wd.png", "model.safetensors"]  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "resnet18" and config["num_classes"] == 10
+    assert config["model_args"]["channels"] == [8, 16, 32, 64]
+    assert config["pretrained_cfg"]["input_size"] == [1, 28, 28] and len(config["label_names"]) == 10
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: timm" in card and "model-index:" in card
+    assert f"value: {round(result['top1'], 2)}" in card and result["sha256"] in card
+    assert "fixnorm-zoo eval" in card and "fc_norm" in card and "(wd, run b)" in card
+    assert json.loads(registry.read_text()) == json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())
+
+
+def test_local_mirror_publish_and_load(runs, tmp_path, monkeypatch) -> None:
+    from fixnorm_zoo import load
+    from fixnorm_zoo.hub import IntegrityError
+    from fixnorm_zoo.publish import publish
+
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    monkeypatch.setenv("FIXNORM_ZOO_REGISTRY", str(registry))
+    mirror = tmp_path / "mirror"
+    monkeypatch.setenv("FIXNORM_ZOO_HUB", str(mirror))
+    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18")
+    entry = _entry(registry, "fmnist_resnet18")
+    assert entry["status"] == "published" and entry["hub"]["revision"] is None
+    assert entry["recipe"] == "fashion_mnist/resnet18_fixnorm"  # the existing entry is updated, not replaced
+    model = load("fmnist_resnet18_fixnorm")  # by alias
+    assert not model.training
+    exec(PROBE, globals(), ns := {"torch": torch})
+    with torch.no_grad():
+        torch.testing.assert_close(model(ns["x"]), _outputs_of_run(runs["a"]), rtol=0, atol=0)
+    assert load("fmnist_resnet18", num_classes=3)(ns["x"]).shape == (4, 3)
+    weights = mirror / "org" / "tiny" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(IntegrityError, match="sha256"):
+        load("fmnist_resnet18")
+
+
+def test_lookup_errors_and_unpublished_models(monkeypatch) -> None:
+    from fixnorm_zoo import list_models, load, model_info
+
+    assert "mobilenetv2_scaled" in list_models() and list_models("resnet50*") == ["resnet50", "resnet50_wd"]
+    with pytest.raises(UnknownModelError, match="mobilenetv2_scaled"):
+        model_info("mobilenetv2_scald")
+    with pytest.raises(FixNormZooError, match="fixnorm-zoo train imagenet/mobilenetv2_scaled_fixnorm"):
+        load("mobilenetv2_scaled")
+    model = load("mobilenetv2_scaled", pretrained=False)
+    assert not model.training and model.pretrained_cfg["input_size"] == (3, 208, 208)

@@ -1,0 +1,110 @@
+"""The tuner: its searches on known score surfaces, its resumable trial log, failures, outputs, and one real
+engine-backed search."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fixnorm_zoo import train as train_mod
+from fixnorm_zoo import tuning
+from fixnorm_zoo.errors import FixNormZooError, TrainingDiverged
+from fixnorm_zoo.recipe import load_recipe
+
+SPACE = {"fc_norm": tuning.lattice(8.0, span=3), "lr": tuning.lattice(0.1, span=3)}  # 7 x 7
+
+
+def _bowl(fc_opt: float, lr_opt: float):
+    """A separable bowl in log space with its maximum 90 at (fc_opt, lr_opt)."""
+
+    def score(p):
+        return 90 - (math.log2(p["fc_norm"] / fc_opt)) ** 2 - 0.5 * (math.log2(p["lr"] / lr_opt)) ** 2
+
+    return score
+
+
+@pytest.mark.parametrize("opt", [(8.0, 0.1), (1.0, 0.8), (64.0, 0.0125), (2.0, 0.4)])
+def test_ours_finds_the_optimum_of_a_separable_surface_in_few_trials(opt) -> None:
+    order = tuning.run_search("fixnorm", _bowl(*opt), SPACE, knobs=("fc_norm", "lr"), budget=49,
+                              start={"fc_norm": 8.0, "lr": 0.1})  # fmt: skip
+    best, _ = max(order, key=lambda t: t[1])
+    assert best == {"fc_norm": opt[0], "lr": opt[1]}
+    assert len(order) <= 13  # against 49 grid points
+    keys = [tuning.param_key(p) for p, _ in order]
+    assert len(keys) == len(set(keys))  # never pays twice for a point
+
+
+def test_budget_is_respected_and_grid_random_cover_the_lattice() -> None:
+    score = _bowl(8.0, 0.1)
+    assert len(tuning.run_search("fixnorm", score, SPACE, knobs=("fc_norm", "lr"), budget=3)) == 3
+    grid = tuning.run_search("grid", score, SPACE, knobs=("fc_norm", "lr"), budget=None)
+    rand = tuning.run_search("random", score, SPACE, knobs=("fc_norm", "lr"), budget=None, seed=3)
+    assert len(grid) == len(rand) == 49
+    assert {tuning.param_key(p) for p, _ in grid} == {tuning.param_key(p) for p, _ in rand}
+    assert [p for p, _ in rand] != [p for p, _ in grid]
+
+
+def test_tpe_runs_within_budget_on_the_lattice() -> None:
+    order = tuning.run_search("tpe", _bowl(2.0, 0.4), SPACE, knobs=("fc_norm", "lr"), budget=15, seed=0)
+    assert len(order) == 15
+    assert all(p["fc_norm"] in SPACE["fc_norm"] and p["lr"] in SPACE["lr"] for p, _ in order)
+
+
+def _fake_train(calls: list, *, diverge_lr: float | None = None):
+    def fake(recipe, *, output_dir, resume=False, progress=True):
+        calls.append((recipe.fc_norm if recipe.method == "fixnorm" else recipe.weight_decay, recipe.lr))
+        assert recipe.holdout == 500 and recipe.epochs == 2 and recipe.train_subset == 1000
+        if recipe.lr == diverge_lr:
+            raise TrainingDiverged("loss became nan at epoch 1")
+        knob = recipe.fc_norm if recipe.method == "fixnorm" else recipe.weight_decay * 16000
+        return {"top1": _bowl(8.0, 0.2)({"fc_norm": knob, "lr": recipe.lr}), "top5": 99.0}
+
+    return fake
+
+
+def test_tune_log_resumes_without_repeating_trials(tmp_path: Path, monkeypatch) -> None:
+    calls: list = []
+    monkeypatch.setattr(train_mod, "train", _fake_train(calls, diverge_lr=0.4))
+    recipe = load_recipe("fashion_mnist/resnet18_fixnorm")
+    kw = dict(output_dir=tmp_path, proxy_epochs=2, proxy_subset=1000, holdout=500, progress=False)
+    first = tuning.tune(recipe, trials=4, **kw)
+    assert len(calls) == 4
+    second = tuning.tune(recipe, trials=9, **kw)  # the same command with a larger budget continues
+    assert len(calls) == len(second["trials"]) == len(set(calls)) > 4  # nothing ran twice
+    assert [r["trial"] for r in second["trials"][:4]] == [r["trial"] for r in first["trials"]]
+    lines = [json.loads(x) for x in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert "meta" in lines[0] and len(lines) == 1 + len(calls)
+    assert second["best"] == {"fc_norm": 8.0, "lr": 0.2}
+    diverged = [r for r in lines[1:] if r["params"]["lr"] == 0.4]
+    assert diverged and diverged[0]["status"] == "diverged" and diverged[0]["score"] is None
+    best_yaml = (tmp_path / "best.yaml").read_text()
+    assert "--set fc_norm=8 --set lr=0.2" in best_yaml
+    import yaml
+
+    assert load_recipe("fashion_mnist/resnet18_fixnorm", overrides=yaml.safe_load(best_yaml)).lr == 0.2
+    assert (tmp_path / "trials.png").stat().st_size > 10_000 and (tmp_path / "trials.csv").is_file()
+    with pytest.raises(FixNormZooError, match="other settings"):
+        tuning.tune(recipe, trials=9, **{**kw, "proxy_epochs": 3})
+
+
+def test_wd_twin_tunes_weight_decay_and_lr(tmp_path: Path, monkeypatch) -> None:
+    calls: list = []
+    monkeypatch.setattr(train_mod, "train", _fake_train(calls))
+    recipe = load_recipe("fashion_mnist/resnet18_wd")
+    result = tuning.tune(recipe, trials=6, output_dir=tmp_path, proxy_epochs=2, proxy_subset=1000, holdout=500,
+                         progress=False)  # fmt: skip
+    assert set(result["best"]) == {"weight_decay", "lr"}
+    assert calls[0] == (5e-4, 0.1)  # starts at the recipe's own values
+
+
+def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> None:
+    recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides={"batch_size": 64,
+                         "model_args": {"channels": [8, 16, 32, 64]}})  # fmt: skip
+    result = tuning.tune(recipe, trials=2, output_dir=tmp_path, proxy_epochs=1, proxy_subset=256, holdout=512,
+                         progress=False)  # fmt: skip
+    assert [r["status"] for r in result["trials"]] == ["ok", "ok"]
+    summary = json.loads((tmp_path / "runs" / "fc_norm=8_lr=0.1" / "summary.json").read_text())
+    assert summary["eval_split"] == "train[-512:]" and summary["top1"] == result["trials"][0]["score"]
