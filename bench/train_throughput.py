@@ -7,13 +7,15 @@ fmnist: the demo recipe (ResNet-18 half width, 1x28x28, batch 128) on 12,800 rea
 effnet: efficientnet_b0 at 224 px, batch 32, on a generated ImageFolder of random JPEGs (timm train transform,
 DataLoader with 2 workers) — "synthetic data" with the real decode/augment path.
 The engine's img/s is its own per-epoch figure (training loop only, from log.jsonl); the bare loop is timed over
-the same number of steps. Goal: ratio >= 0.95.
+the same number of steps. After one warm-up of each, engine and bare runs alternate ``--repeats`` times and the
+medians are compared. Goal: ratio >= 0.95.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -58,7 +60,26 @@ def _make_imagefolder(root: Path, *, classes: int, per_class: int) -> None:
                 Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(d / f"{i}.JPEG")
 
 
-def bench_case(case: str, workdir: Path) -> dict[str, float]:
+def _engine_once(recipe, run: Path) -> tuple[float, int]:
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    train(recipe, output_dir=run, progress=False)
+    row = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    return row["img_per_s"], row["updates"]
+
+
+def _bare_once(recipe, steps: int) -> float:
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    acc = Accelerator(cpu=True)
+    train_loader, _, _ = _build_loaders(recipe, acc, recipe.batch_size)
+    return _bare_loop(recipe, train_loader, steps)
+
+
+def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
     if case == "fmnist":
         recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides={"epochs": 1, "train_subset": 12_800})
     else:
@@ -67,34 +88,39 @@ def bench_case(case: str, workdir: Path) -> dict[str, float]:
             "data_dir": str(workdir / "data"), "num_classes": 4, "batch_size": 32, "epochs": 1, "workers": 2,
             "amp": "no", "model_ema": False, "channels_last": False,
         })  # fmt: skip
-    run = workdir / f"run_{case}"
-    train(recipe, output_dir=run, progress=False)
-    row = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
-    engine = row["img_per_s"]
-    steps = row["updates"]
+    # alternated engine / bare runs after one warm-up of each (page cache, allocator, thread pools), medians
+    _engine_once(recipe, workdir / f"warm_{case}")
+    engine_runs, bare_runs, steps = [], [], 0
+    _bare_once(recipe, 5)
+    for i in range(repeats):
+        ips, steps = _engine_once(recipe, workdir / f"run_{case}_{i}")
+        engine_runs.append(ips)
+        bare_runs.append(_bare_once(recipe, steps))
+    engine, bare = statistics.median(engine_runs), statistics.median(bare_runs)
 
+    # eval: the package's accuracy_counts against a bare no_grad loop over the same batches, alternated
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
     acc = Accelerator(cpu=True)
-    per_process = recipe.batch_size
-    train_loader, test_loader, disjoint = _build_loaders(recipe, acc, per_process)
-    bare = _bare_loop(recipe, train_loader, steps)
-
-    # eval: the package's accuracy_counts against a bare no_grad loop over the same batches
+    _, test_loader, disjoint = _build_loaders(recipe, acc, recipe.batch_size)
     model = create_model(recipe).eval()
     batches = list(test_loader)
-    t0 = time.perf_counter()
-    accuracy_counts(model, batches, accelerator=acc, disjoint_shards=disjoint)
-    pkg_eval = sum(len(y) for _, y in batches) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for x, _ in batches:
-            model(x).argmax(1)
-    bare_eval = sum(len(y) for _, y in batches) / (time.perf_counter() - t0)
+    n = sum(len(y) for _, y in batches)
+    pkg_runs, bare_eval_runs = [], []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        accuracy_counts(model, batches, accelerator=acc, disjoint_shards=disjoint)
+        pkg_runs.append(n / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for x, _ in batches:
+                model(x).argmax(1)
+        bare_eval_runs.append(n / (time.perf_counter() - t0))
+    pkg_eval, bare_eval = statistics.median(pkg_runs[1:]), statistics.median(bare_eval_runs[1:])
     return {"engine": engine, "bare": bare, "ratio": engine / bare, "eval_pkg": pkg_eval, "eval_bare": bare_eval,
-            "eval_ratio": pkg_eval / bare_eval, "steps": steps}  # fmt: skip
+            "eval_ratio": pkg_eval / bare_eval, "steps": steps, "engine_runs": engine_runs, "bare_runs": bare_runs}  # fmt: skip
 
 
 def main() -> None:
@@ -102,15 +128,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cases", nargs="+", default=["fmnist", "effnet"], choices=["fmnist", "effnet"])
+    parser.add_argument("--repeats", type=int, default=3, help="alternated engine/bare pairs after a warm-up")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'case':<8}{'steps':>6}{'engine img/s':>14}{'bare img/s':>12}{'ratio':>8}"
           f"{'eval img/s':>12}{'bare eval':>11}{'ratio':>8}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            r = bench_case(case, Path(tmp))
+            r = bench_case(case, Path(tmp), args.repeats)
             print(f"{case:<8}{r['steps']:>6}{r['engine']:>14.1f}{r['bare']:>12.1f}{r['ratio']:>8.3f}"
                   f"{r['eval_pkg']:>12.1f}{r['eval_bare']:>11.1f}{r['eval_ratio']:>8.3f}", flush=True)  # fmt: skip
+            print(f"        engine runs {[round(v, 1) for v in r['engine_runs']]}, bare runs "
+                  f"{[round(v, 1) for v in r['bare_runs']]}")  # fmt: skip
 
 
 if __name__ == "__main__":

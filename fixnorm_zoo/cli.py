@@ -30,6 +30,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                    results_csv=args.results_csv)  # fmt: skip
     print(",".join(RESULTS_COLUMNS))
     print(",".join(str(row[c]) for c in RESULTS_COLUMNS))
+    print(f"({row['n']} images)")
     return 0
 
 

@@ -61,8 +61,9 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     return float((pred == labels[idx]).float().mean()) * 100
 
 
-def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict:
-    """Train, evaluate, publish to ``output_dir/hub``, load back, draw predictions; print what was written."""
+def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict | None = None) -> dict:
+    """Train, evaluate, publish to ``output_dir/hub``, load back, draw predictions; print what was written.
+    ``overrides`` change the demo recipe (the tests shrink it)."""
     from fixnorm_zoo.evaluate import evaluate
     from fixnorm_zoo.publish import publish
     from fixnorm_zoo.recipe import load_recipe
@@ -82,7 +83,9 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict:
     shutil.copyfile(REGISTRY_FILE, registry)
 
     print(f"[1/5] train {DEMO_RECIPE} -> {run_dir}")
-    recipe = load_recipe(DEMO_RECIPE, overrides={"data_dir": data_dir} if data_dir else None)
+    recipe = load_recipe(
+        DEMO_RECIPE, overrides={**({"data_dir": data_dir} if data_dir else {}), **(overrides or {})}
+    )
     summary = train(recipe, output_dir=run_dir)
     data = f"fashion_mnist:{data_dir}" if data_dir else "fashion_mnist"
     print("[2/5] evaluate with the model's own eval transform")
@@ -97,13 +100,22 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None) -> dict:
     )
 
     print("[4/5] load it back: fixnorm_zoo.load('fmnist_demo') (registry + mirror, sha256 checked)")
-    os.environ["FIXNORM_ZOO_REGISTRY"], os.environ["FIXNORM_ZOO_HUB"] = str(registry), str(mirror)
     from fixnorm_zoo.loading import get_transforms, load
 
-    model = load(DEMO_NAME)
+    saved = {k: os.environ.get(k) for k in ("FIXNORM_ZOO_REGISTRY", "FIXNORM_ZOO_HUB")}
+    os.environ["FIXNORM_ZOO_REGISTRY"], os.environ["FIXNORM_ZOO_HUB"] = str(registry), str(mirror)
+    try:
+        model = load(DEMO_NAME)
+        transform = get_transforms(DEMO_NAME)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     grid = output_dir / "predictions.png"
     print(f"[5/5] classify test images -> {grid}")
-    grid_acc = _prediction_grid(model, get_transforms(DEMO_NAME), grid, data_dir=data_dir)
+    grid_acc = _prediction_grid(model, transform, grid, data_dir=data_dir)
 
     total = time.perf_counter() - start
     twin = _recorded_twin()

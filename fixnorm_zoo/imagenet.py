@@ -3,7 +3,13 @@ timm's train and eval transforms built from the recipe.
 
 ``data_dir`` forms:
     /path/to/imagenet          a folder with train/ and val/ (one sub-folder per class, sorted names = class ids)
-    hf:ILSVRC/imagenet-1k      the gated Hub dataset (log in first: ``huggingface-cli login``), decoded lazily
+    hf:ILSVRC/imagenet-1k      the gated Hub dataset (log in first: ``hf auth login``), decoded lazily
+    hf:imagefolder:/path       a local folder read through ``datasets`` (its imagefolder builder)
+
+With ``hf_streaming: true`` (clusters: no full download first) the Hub dataset is streamed, each process takes its
+own part with ``datasets.distributed.split_dataset_by_node`` (so nothing is prepared by accelerate a second time),
+the shuffle buffer is re-seeded every epoch, and every process runs the same number of steps per epoch (from the
+split's size in the dataset info), so all-reduces never wait on a rank that ran out of data.
 """
 
 from __future__ import annotations
@@ -37,20 +43,23 @@ def build_transforms(recipe: Recipe) -> tuple[Any, Any]:
 class _HFImages:
     """A map-style view of a Hugging Face image dataset: decode and transform one row at a time."""
 
-    def __init__(self, dataset: Any, transform: Any, image_key: str, label_key: str) -> None:
+    def __init__(
+        self, dataset: Any, transform: Any, image_key: str, label_key: str, mode: str = "RGB"
+    ) -> None:
         self.dataset, self.transform, self.image_key, self.label_key = (
             dataset,
             transform,
             image_key,
             label_key,
         )
+        self.mode = mode
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         row = self.dataset[i]
-        return self.transform(row[self.image_key].convert("RGB")), int(row[self.label_key])
+        return self.transform(row[self.image_key].convert(self.mode)), int(row[self.label_key])
 
 
 def open_image(path: str, mode: str):
@@ -82,19 +91,97 @@ def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):
     return train, val, len(train.classes)
 
 
-def _hub_datasets(name: str, train_tf: Any, eval_tf: Any):
+def _load_hf(spec: str, **kwargs):
     from datasets import load_dataset
 
-    ds = load_dataset(name)
+    if spec.startswith("imagefolder:"):
+        return load_dataset("imagefolder", data_dir=spec[len("imagefolder:") :], **kwargs)
+    return load_dataset(spec, **kwargs)
+
+
+def _hub_datasets(name: str, train_tf: Any, eval_tf: Any, channels: int):
+    ds = _load_hf(name)
     label_key = "label"
     image_key = "image"
     num_classes = ds["train"].features[label_key].num_classes
-    return (_HFImages(ds["train"], train_tf, image_key, label_key),
-            _HFImages(ds["validation"], eval_tf, image_key, label_key), num_classes)  # fmt: skip
+    mode = "L" if channels == 1 else "RGB"
+    return (_HFImages(ds["train"], train_tf, image_key, label_key, mode),
+            _HFImages(ds["validation"], eval_tf, image_key, label_key, mode), num_classes)  # fmt: skip
 
 
-def build_imagenet_loaders(recipe: Recipe, *, per_process_batch: int) -> tuple[DataLoader, DataLoader]:
-    """Train and eval DataLoaders (pass them through ``accelerator.prepare`` to shard them over processes).
+class _StreamImages:
+    """A torch IterableDataset over this process's part of a streamed split: decode and transform each row."""
+
+    def __init__(self, dataset: Any, transform: Any, mode: str) -> None:
+        import torch.utils.data
+
+        class _Iter(torch.utils.data.IterableDataset):
+            def __iter__(inner):
+                for row in dataset:
+                    yield transform(row["image"].convert(mode)), int(row["label"])
+
+        self.dataset, self.iterable = dataset, _Iter()
+
+
+class StreamingLoader:
+    """Batches of a streamed split for one process: ``len()`` steps per epoch on every process (the split's size
+    from the dataset info, divided by the global batch), and ``set_epoch`` to re-seed the shuffle buffer."""
+
+    def __init__(self, stream: _StreamImages, *, batch_size: int, steps: int | None, workers: int) -> None:
+        import torch.utils.data
+
+        self.stream, self.steps = stream, steps
+        self.loader = torch.utils.data.DataLoader(stream.iterable, batch_size=batch_size, num_workers=workers,
+                                                  drop_last=steps is not None)  # fmt: skip
+
+    def set_epoch(self, epoch: int) -> None:
+        self.stream.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        if self.steps is None:
+            raise TypeError("an evaluation stream has no fixed length")
+        return self.steps
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            if self.steps is not None and i >= self.steps:
+                return
+            yield batch
+
+
+def _streaming_loaders(
+    recipe: Recipe, train_tf, eval_tf, *, per_process_batch: int, rank: int, world_size: int
+):
+    from datasets.distributed import split_dataset_by_node
+
+    spec = recipe.data_dir[len(HF_PREFIX) :]
+    train = _load_hf(spec, split="train", streaming=True)
+    val = _load_hf(spec, split="validation", streaming=True)
+    num_classes = train.features["label"].num_classes
+    split_info = (train.info.splits or {}).get("train")
+    total = split_info.num_examples if split_info else None
+    if (
+        not total
+    ):  # no size in the dataset info (local folders): count the labels once, without decoding images
+        total = sum(1 for _ in train.select_columns(["label"]))
+    train = split_dataset_by_node(train.shuffle(seed=recipe.seed, buffer_size=10_000), rank=rank,
+                                  world_size=world_size)  # fmt: skip
+    val = split_dataset_by_node(val, rank=rank, world_size=world_size)  # disjoint parts: counts are summed
+    mode = "L" if recipe.in_chans == 1 else "RGB"
+    steps = total // (per_process_batch * world_size)
+    if steps < 1:
+        raise DataError(f"{recipe.data_dir}: {total} training images do not fill one global batch")
+    return (StreamingLoader(_StreamImages(train, train_tf, mode), batch_size=per_process_batch, steps=steps,
+                            workers=min(recipe.workers, train.num_shards)),
+            StreamingLoader(_StreamImages(val, eval_tf, mode), batch_size=per_process_batch, steps=None,
+                            workers=min(recipe.workers, val.num_shards)), num_classes)  # fmt: skip
+
+
+def build_imagenet_loaders(
+    recipe: Recipe, *, per_process_batch: int, rank: int = 0, world_size: int = 1
+) -> tuple[DataLoader, DataLoader, bool]:
+    """Train and eval loaders, and whether they still need ``accelerator.prepare`` to be sharded over processes
+    (False for streams, which each process already reads its own part of).
 
     Raises:
         DataError: no data_dir, a missing split, or a class count that differs from the recipe's num_classes.
@@ -105,19 +192,28 @@ def build_imagenet_loaders(recipe: Recipe, *, per_process_batch: int) -> tuple[D
         raise DataError("ImageNet recipes need data_dir: a folder with train/ and val/, or hf:ILSVRC/imagenet-1k "
                         "(pass --data-dir or --set data_dir=...)")  # fmt: skip
     train_tf, eval_tf = build_transforms(recipe)
+    if recipe.hf_streaming:
+        train, val, n = _streaming_loaders(recipe, train_tf, eval_tf, per_process_batch=per_process_batch,
+                                           rank=rank, world_size=world_size)  # fmt: skip
+        _check_classes(recipe, n)
+        return train, val, False
     if recipe.data_dir.startswith(HF_PREFIX):
-        train, val, n = _hub_datasets(recipe.data_dir[len(HF_PREFIX) :], train_tf, eval_tf)
+        train, val, n = _hub_datasets(recipe.data_dir[len(HF_PREFIX) :], train_tf, eval_tf, recipe.in_chans)
     else:
         root = Path(recipe.data_dir)
         if not root.is_dir():
             raise DataError(f"ImageNet data_dir {root} does not exist")
         train, val, n = _folder_datasets(root, train_tf, eval_tf, recipe.in_chans)
-    if n != recipe.num_classes:
-        raise DataError(f"the dataset at {recipe.data_dir} has {n} classes but the recipe's model has "
-                        f"num_classes={recipe.num_classes}; pass --set num_classes={n} to train a new head")  # fmt: skip
+    _check_classes(recipe, n)
     common = dict(num_workers=recipe.workers, pin_memory=torch.cuda.is_available(),
                   persistent_workers=recipe.workers > 0)  # fmt: skip
     train_loader = torch.utils.data.DataLoader(train, batch_size=per_process_batch, shuffle=True, drop_last=True,
                                                **common)  # fmt: skip
     eval_loader = torch.utils.data.DataLoader(val, batch_size=per_process_batch, shuffle=False, **common)
-    return train_loader, eval_loader
+    return train_loader, eval_loader, True
+
+
+def _check_classes(recipe: Recipe, n: int) -> None:
+    if n != recipe.num_classes:
+        raise DataError(f"the dataset at {recipe.data_dir} has {n} classes but the recipe's model has "
+                        f"num_classes={recipe.num_classes}; pass --set num_classes={n} to train a new head")  # fmt: skip

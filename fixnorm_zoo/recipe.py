@@ -40,6 +40,7 @@ class Recipe:
     mean: list[float] = field(default_factory=lambda: [0.2860])
     std: list[float] = field(default_factory=lambda: [0.3530])
     train_subset: int | None = None  # first N training samples only (quick runs and tests)
+    hf_streaming: bool = False  # data_dir hf:...: stream the dataset, each process reading its own part
     # last N training samples held out and scored instead of the test set: tuning must never see the test set
     holdout: int = 0
     # schedule
@@ -80,6 +81,9 @@ class Recipe:
     clip_grad: float | None = None
     sync_bn: bool = False
     seed: int = 0
+    log_with: Literal["none", "tensorboard"] = (
+        "none"  # accelerate trackers (pip install tensorboard), in RUN_DIR
+    )
     workers: int = 4  # ImageNet data loader workers per process
     keep_last: int = 2  # checkpoints kept besides the best
     log_every: int = 50  # steps between progress-bar metric updates
@@ -115,6 +119,10 @@ class Recipe:
             raise RecipeError(
                 f"recipe field holdout={self.holdout!r}: a held-out validation split (N >= 0 training images) is"
                 " implemented for dataset: fashion_mnist; ImageNet recipes score the validation split"
+            )
+        if self.hf_streaming and not (self.data_dir or "").startswith("hf:"):
+            raise RecipeError(
+                f"recipe field hf_streaming=True needs data_dir: hf:NAME (a Hugging Face dataset); got {self.data_dir!r}"
             )
         if self.batch_size % self.grad_accum_steps:
             raise RecipeError(

@@ -131,7 +131,11 @@ def _build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
         return train, test, True
     from fixnorm_zoo.imagenet import build_imagenet_loaders
 
-    train, test = build_imagenet_loaders(recipe, per_process_batch=per_process_batch)
+    train, test, needs_prepare = build_imagenet_loaders(recipe, per_process_batch=per_process_batch,
+                                                        rank=accelerator.process_index,
+                                                        world_size=accelerator.num_processes)  # fmt: skip
+    if not needs_prepare:  # streams: each process already reads its own disjoint part
+        return train, test, True
     train, test = accelerator.prepare(train, test)
     return train, test, False
 
@@ -215,7 +219,11 @@ def train(
         mixed_precision=recipe.amp,
         gradient_accumulation_steps=recipe.grad_accum_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),  # same shuffle after --resume
+        log_with=None if recipe.log_with == "none" else recipe.log_with,
+        project_dir=str(run_dir),
     )
+    if recipe.log_with != "none":
+        accelerator.init_trackers(recipe.name, config={k: str(v) for k, v in recipe.to_dict().items()})
     set_seed(recipe.seed)
     per_process = recipe.batch_size // recipe.grad_accum_steps // accelerator.num_processes
     if (
@@ -324,6 +332,8 @@ def train(
         if score > state.best_top1:
             state.best_top1, state.best_epoch = score, state.epoch
         state.history.append(row)
+        if recipe.log_with != "none":
+            accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.epoch)
         _save_checkpoint(accelerator, run_dir, state, recipe.keep_last)
         if accelerator.is_main_process:
             # rewritten from the checkpointed history: after a kill and --resume it holds each epoch once
@@ -331,6 +341,8 @@ def train(
             bar.write(f"epoch {state.epoch}/{recipe.epochs}: loss {mean_loss:.4f} top1 {row['top1']:.2f}"
                       + (f" (EMA {row['top1_ema']:.2f})" if ema is not None else "") + f" {row['img_per_s']} img/s")  # fmt: skip
     bar.close()
+    if recipe.log_with != "none":
+        accelerator.end_training()
     return _finish(recipe, accelerator, model, ema, state, run_dir)
 
 

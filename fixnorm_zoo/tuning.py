@@ -242,9 +242,11 @@ class TrialLog:
             self.records = {r["trial"]: r for r in lines[1:]}
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._append({"meta": meta})
+            self._append({"meta": meta})  # main process only
 
     def _append(self, record: dict[str, Any]) -> None:
+        if not _is_main_process():  # under torchrun/accelerate every rank runs the search; one writes
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
@@ -253,6 +255,10 @@ class TrialLog:
     def add(self, record: dict[str, Any]) -> None:
         self.records[record["trial"]] = record
         self._append(record)
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _score(record: dict[str, Any]) -> float:
@@ -273,8 +279,8 @@ def _run_trial(
         trial_recipe = load_recipe(recipe.to_dict(), overrides={**proxy, **params})
         # a trial killed half-way continues from its last complete checkpoint, or starts over without one
         resume = _latest_checkpoint(run_dir) is not None
-        if not resume and run_dir.exists():
-            shutil.rmtree(run_dir)
+        if not resume and run_dir.exists() and _is_main_process():
+            shutil.rmtree(run_dir, ignore_errors=True)
         summary = train(trial_recipe, output_dir=run_dir, resume=resume, progress=progress)
         record.update(status="ok", score=summary["top1"], top5=summary["top5"])
     except TrainingDiverged as e:
@@ -342,7 +348,8 @@ def tune(
         raise TrainingDiverged(f"no trial finished (see {out / TRIALS_FILE})")
     best_params, best_score = max(ok, key=lambda t: t[1])
     records = [log.records[param_key(p)] for p, _ in order]
-    _write_outputs(out, records, best_params, knobs, recipe_ref or recipe.name)
+    if _is_main_process():
+        _write_outputs(out, records, best_params, knobs, recipe_ref or recipe.name)
     return {"best": best_params, "score": best_score, "trials": records, "output_dir": str(out)}
 
 

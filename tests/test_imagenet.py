@@ -100,3 +100,67 @@ def test_missing_imagenet_dir_is_refused(tmp_path: Path) -> None:
     recipe = load_recipe("imagenet/resnet50_fixnorm", overrides={"data_dir": str(tmp_path / "nowhere")})
     with pytest.raises(DataError, match="does not exist"):
         train(recipe, output_dir=tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["hf-datasets", "hf-streaming"])
+def test_datasets_path_trains_and_evaluates(streaming: bool, tiny_imagefolder: Path, tmp_path: Path) -> None:
+    """The `hf:` data path through `datasets` (here its imagefolder builder on the tiny folder; on a cluster
+    hf:ILSVRC/imagenet-1k), map-style or streamed with split_dataset_by_node."""
+    from fixnorm_zoo.train import train
+
+    overrides = {**_smoke_overrides(tiny_imagefolder), "data_dir": f"hf:imagefolder:{tiny_imagefolder}",
+                 "hf_streaming": streaming, "model_ema": False}  # fmt: skip
+    recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides=overrides)
+    train(recipe, output_dir=tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["updates"] == 2 and 0.0 <= rows[-1]["top1"] <= 100.0
+
+
+def test_streaming_parts_are_disjoint_and_cover_the_split(tiny_imagefolder: Path) -> None:
+    from fixnorm_zoo.imagenet import build_imagenet_loaders
+
+    overrides = {**_smoke_overrides(tiny_imagefolder), "data_dir": f"hf:imagefolder:{tiny_imagefolder}",
+                 "hf_streaming": True, "input_size": [3, 32, 32], "auto_augment": None}  # fmt: skip
+    recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides=overrides)
+    seen = []
+    for rank in range(2):
+        train, val, needs_prepare = build_imagenet_loaders(
+            recipe, per_process_batch=2, rank=rank, world_size=2
+        )
+        assert not needs_prepare and len(train) == 2  # 8 images / (2 per process x 2 processes)
+        assert sum(len(x) for x, _ in train) == 4
+        seen.append(sorted(int(y) for _, ys in val for y in ys))
+    assert sorted(seen[0] + seen[1]) == sorted([c for c in range(4) for _ in range(2)])
+    assert len(seen[0]) == len(seen[1]) == 4
+
+
+@pytest.mark.multiproc
+def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_path: Path) -> None:
+    """8 val images, batch 3 per process over 2 processes: the prepared DataLoader pads the last batches with
+    duplicates, which gather_for_metrics must drop; the result equals the one-process eval exactly."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from fixnorm_zoo.train import train
+
+    overrides = {**_smoke_overrides(tiny_imagefolder), "input_size": [3, 64, 64], "model_ema": False}
+    train(
+        load_recipe("imagenet/resnet50_fixnorm", overrides=overrides),
+        output_dir=tmp_path / "run",
+        progress=False,
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["-m", "fixnorm_zoo.cli", "eval", str(tmp_path / "run"), "--data", str(tiny_imagefolder),
+              "--batch-size", "3", "--workers", "0"]  # fmt: skip
+    rows = []
+    for launcher in (["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port], []):
+        proc = subprocess.run([sys.executable, *launcher, *common], env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows.append(proc.stdout.strip().splitlines()[-2:])
+    assert rows[0] == rows[1] and rows[0][1] == "(8 images)"

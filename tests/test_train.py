@@ -223,3 +223,15 @@ def test_engine_options_train(tmp_path: Path, extra: dict) -> None:
             "eval_weights"
         ] == "weights_ema.safetensors"
         assert "top1_ema" in row
+
+
+def test_tensorboard_tracker_writes_event_files(tmp_path: Path) -> None:
+    recipe = _recipe(epochs=2, train_subset=256, log_with="tensorboard")
+    train_mod.train(recipe, output_dir=tmp_path, progress=False)
+    events = list(tmp_path.rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    assert "top1" in acc.Tags()["scalars"] and len(acc.Scalars("top1")) == 2

@@ -108,3 +108,26 @@ def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> Non
     assert [r["status"] for r in result["trials"]] == ["ok", "ok"]
     summary = json.loads((tmp_path / "runs" / "fc_norm=8_lr=0.1" / "summary.json").read_text())
     assert summary["eval_split"] == "train[-512:]" and summary["top1"] == result["trials"][0]["score"]
+
+
+@pytest.mark.multiproc
+def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+           "-m", "fixnorm_zoo.cli", "tune", "fashion_mnist/demo_fixnorm", "--trials", "2", "--proxy-subset", "256",
+           "--holdout", "256", "--set", "batch_size=64", "--set", "model_args.channels=[8,16,32,64]",
+           "--output", str(tmp_path), "--no-progress"]  # fmt: skip
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and [r["status"] for r in lines[1:]] == ["ok", "ok"]
+    summary = json.loads((tmp_path / "runs" / "fc_norm=8_lr=0.1" / "summary.json").read_text())
+    assert summary["num_processes"] == 2

@@ -1,0 +1,32 @@
+"""`make demo`'s pipeline end to end on a shrunken recipe: train, eval, publish to a mirror, load, draw."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fixnorm_zoo.registry import REGISTRY_FILE
+
+
+def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(tmp_path: Path, capsys,
+                                                                                monkeypatch) -> None:  # fmt: skip
+    from fixnorm_zoo.demo import DEMO_NAME, DEMO_REPO, run_demo
+
+    monkeypatch.delenv("FIXNORM_ZOO_REGISTRY", raising=False)
+    monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
+    before = REGISTRY_FILE.read_text()
+    result = run_demo(output_dir=tmp_path, overrides={"train_subset": 512, "epochs": 1, "batch_size": 64,
+                                                      "model_args": {"channels": [8, 16, 32, 64]}})  # fmt: skip
+    out = capsys.readouterr().out
+    assert REGISTRY_FILE.read_text() == before
+    assert "FIXNORM_ZOO_REGISTRY" not in os.environ and "FIXNORM_ZOO_HUB" not in os.environ  # restored
+    entry = next(
+        m for m in json.loads((tmp_path / "zoo.json").read_text())["models"] if m["name"] == DEMO_NAME
+    )
+    assert entry["status"] == "published" and entry["top1"] == round(result["published"]["top1"], 3)
+    assert abs(result["eval"]["top1"] - result["summary"]["top1"]) < 1e-6
+    assert (tmp_path / "hub" / DEMO_REPO / "model.safetensors").is_file()
+    assert (tmp_path / "hub" / DEMO_REPO / "README.md").read_text().startswith("---")
+    assert (tmp_path / "predictions.png").stat().st_size > 20_000
+    assert "weight-decay twin (recorded" in out and str(tmp_path / "predictions.png") in out

@@ -1,0 +1,55 @@
+"""The registry file: well-formed entries whose recorded sizes are what the recipes really build."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixnorm_zoo.recipe import load_recipe
+from fixnorm_zoo.registry import REGISTRY_FILE, list_models, model_info
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def test_every_entry_parses_and_points_at_a_recipe_that_builds_it() -> None:
+    names = list_models()
+    assert names == sorted(names) and len(names) >= 8
+    for name in names:
+        info = model_info(name)
+        recipe = load_recipe(info.recipe)
+        assert (recipe.model, recipe.model_args, recipe.method) == (
+            info.architecture,
+            info.model_args,
+            info.method,
+        )
+        assert info.eval_setting["input_size"] == recipe.input_size and info.num_classes == recipe.num_classes
+        if info.status == "published":
+            assert info.top1 is not None and len(info.hub.sha256) == 64 and info.hub.size > 0
+        if info.baseline_of:
+            assert model_info(info.baseline_of).method == "fixnorm" and info.method == "wd"
+    raw = json.loads(REGISTRY_FILE.read_text())["models"]
+    aliases = [a for m in raw for a in m["aliases"]]
+    assert len(set(aliases + names)) == len(aliases) + len(names)  # no name is ambiguous
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_scaled", "fmnist_resnet18"])
+def test_recorded_params_and_gmacs_are_measured(name: str) -> None:
+    from registry_stats import measure
+
+    info = model_info(name)
+    assert (info.params_m, info.gmacs) == measure(info.recipe)
+
+
+def test_unknown_registry_fields_are_refused(tmp_path: Path, monkeypatch) -> None:
+    from fixnorm_zoo.errors import FixNormZooError
+
+    data = json.loads(REGISTRY_FILE.read_text())
+    data["models"][0]["top_1"] = 77.0
+    (tmp_path / "zoo.json").write_text(json.dumps(data))
+    monkeypatch.setenv("FIXNORM_ZOO_REGISTRY", str(tmp_path / "zoo.json"))
+    with pytest.raises(FixNormZooError, match="top_1"):
+        list_models()
