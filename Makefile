@@ -44,3 +44,6 @@ lint: venv
 
 bench: venv data
 	$(PY) bench/fixnorm_overhead.py
+	$(PY) bench/train_throughput.py
+	$(PY) bench/load_speed.py
+	$(PY) bench/tuner.py

@@ -3,9 +3,8 @@
 The grid (bench/tuner_grid.sh: every (fc_norm, lr) point of a 6x6 log lattice, one proxy run each, deterministic)
 is used as a table: each strategy runs its real code (fixnorm_zoo.tuning.run_search) with ``score = table[point]``,
 so a trial here is exactly the proxy run the strategy would have paid for. Strategies: ours (fixnorm: coordinate
-line search, fc_norm then LR, from the recipe's values), Optuna TPE with its defaults (10 random start-up
-trials) and with 3 start-up trials, and random search; TPE and random over 10 search seeds (ours is
-deterministic). Prints a table and the ratio ours / TPE, and the rank correlation of proxy vs full runs where
+line search, fc_norm then LR; once from the recipe's values, and from every lattice point as its "seeds"), Optuna TPE with its defaults (10 random start-up
+trials) and with 3 start-up trials, and random search; each over 20 search seeds. A strategy that never reaches the target counts as budget + 1 trials. Prints a table and the ratio ours / TPE, and the rank correlation of proxy vs full runs where
 full-run results exist (eval/tuner/full_runs.csv).
 
     .venv/bin/python bench/tuner.py [--grid eval/tuner/grid_resnet18_fixnorm_trials.jsonl] [--target 0.2]
@@ -14,6 +13,7 @@ full-run results exist (eval/tuner/full_runs.csv).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -65,7 +65,7 @@ def main() -> int:
     ap.add_argument(
         "--target", type=float, default=0.2, help="points below the grid optimum that count (0.2)"
     )
-    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=20, help="search seeds for TPE and random")
     ap.add_argument("--start", default="fc_norm=8,lr=0.1", help="ours starts at the recipe's values")
     args = ap.parse_args()
 
@@ -87,6 +87,13 @@ def main() -> int:
     def score(params: dict) -> float:
         return table[param_key(params)]
 
+    recipe_start = run_search(
+        "fixnorm", score, space, knobs=knobs, budget=len(table), start=start, stop_at=target
+    )
+    print(
+        f"ours from the recipe's values {args.start}: {trials_to_target(recipe_start, target)} trial(s) to the target "
+        f"(the recipe start is already near the optimum, so below ours also starts from every lattice point)"
+    )
     configs = {
         "ours (fixnorm)": ("fixnorm", {}),
         "TPE (optuna defaults)": ("tpe", {}),
@@ -97,26 +104,48 @@ def main() -> int:
     budget = len(table)
     for label, (strategy, extra) in configs.items():
         needed, found_at_10 = [], []
-        seeds = [0] if strategy == "fixnorm" else list(range(args.seeds))
+        # ours is deterministic given its start point: it runs from every lattice point instead of over seeds
+        starts = [dict(zip(knobs, v, strict=True)) for v in itertools.product(*(space[k] for k in knobs))]
+        seeds = starts if strategy == "fixnorm" else list(range(args.seeds))
         for seed in seeds:
+            seed_start = None
+            if strategy == "fixnorm":
+                seed_start, seed = seed, 0
             order = run_search(
-                strategy, score, space, knobs=knobs, budget=budget, start=start, seed=seed, **extra
+                strategy,
+                score,
+                space,
+                knobs=knobs,
+                budget=budget,
+                start=seed_start,
+                seed=seed,
+                stop_at=target,
+                **extra,
             )
             n = trials_to_target(order, target)
             needed.append(n if n is not None else budget + 1)
-            found_at_10.append(max(s for _, s in order[:10]))
+            found_at_10.append(min(len(order), 10))
         results[label] = needed
         mean = statistics.mean(needed)
         sd = statistics.stdev(needed) if len(needed) > 1 else 0.0
         print(
-            f"{label:<24} trials to within {args.target}: mean {mean:5.1f} +- {sd:4.1f} over {len(seeds)} seed(s) "
-            f"(runs: {needed}); best after 10 trials: mean {statistics.mean(found_at_10):.2f}"
+            f"{label:<22} trials to within {args.target}: mean {mean:5.1f} +- {sd:4.1f}, median "
+            f"{statistics.median(needed):4.1f}, reached within 10 trials {sum(n <= 10 for n in needed):>2}/{len(needed)} "
+            f"{'start points' if strategy == 'fixnorm' else 'seeds'}; never: {sum(n > budget for n in needed)}"
         )
-    ours = statistics.mean(results["ours (fixnorm)"])
-    tpe = statistics.mean(results["TPE (optuna defaults)"])
-    print(f"ratio ours / TPE (defaults) = {ours / tpe:.2f}  (goal <= 0.5)")
-    print(f"ratio ours / TPE (3 start-up) = {ours / statistics.mean(results['TPE (3 start-up)']):.2f}")
-    print(f"ratio ours / random = {ours / statistics.mean(results['random']):.2f}")
+    for budget_n in (6, 10):
+        order = run_search("fixnorm", score, space, knobs=knobs, budget=budget_n, start=start)
+        p, v = max(order, key=lambda t: t[1])
+        print(
+            f"ours with a {budget_n}-trial budget picks {param_key(p)} (proxy {v:.2f}; grid optimum {optimum:.2f})"
+        )
+    for stat in (statistics.mean, statistics.median):
+        ours = stat(results["ours (fixnorm)"])
+        print(
+            f"{stat.__name__:>6}: ours / TPE (defaults) = {ours / stat(results['TPE (optuna defaults)']):.2f} (goal <= 0.5), "
+            f"ours / TPE (3 start-up) = {ours / stat(results['TPE (3 start-up)']):.2f}, "
+            f"ours / random = {ours / stat(results['random']):.2f}"
+        )
 
     full = ROOT / "eval/tuner/full_runs.csv"
     if full.is_file():

@@ -83,8 +83,9 @@ def search_fixnorm(
     """Ours: coordinate line search on the log lattice, one knob after the other (``knobs`` in order).
 
     For each knob, try the neighbours at a distance of 2 lattice steps (x4), move to the better one and keep going
-    in that direction while it improves; then the same at distance 1 (x2). ``seed`` is unused: the search is
-    deterministic, which is also what makes resuming exact.
+    in that direction while it improves; then the same at distance 1 (x2). When a pass over the knobs moved the
+    point, make another pass (points already tried cost nothing), so a weak interaction cannot strand the search.
+    ``seed`` is unused: the search is deterministic, which is also what makes resuming exact.
     """
     del seed
     index = {k: _start_index(space[k], (start or {}).get(k)) for k in knobs}
@@ -93,19 +94,23 @@ def search_fixnorm(
         return {k: space[k][i] for k, i in idx.items()}
 
     best = evaluate(point(index))
-    for knob in knobs:
-        for step in (2, 1):
-            for direction in (+1, -1):
-                while True:
-                    j = index[knob] + direction * step
-                    if not 0 <= j < len(space[knob]):
-                        break
-                    candidate = dict(index, **{knob: j})
-                    score = evaluate(point(candidate))
-                    if score > best:
-                        best, index = score, candidate
-                    else:
-                        break
+    while True:  # passes over the knobs until one pass moves nothing (the knobs interact a little)
+        start_of_pass = dict(index)
+        for knob in knobs:
+            for step in (2, 1):
+                for direction in (+1, -1):
+                    while True:
+                        j = index[knob] + direction * step
+                        if not 0 <= j < len(space[knob]):
+                            break
+                        candidate = dict(index, **{knob: j})
+                        score = evaluate(point(candidate))
+                        if score > best:
+                            best, index = score, candidate
+                        else:
+                            break
+        if index == start_of_pass:
+            return
 
 
 def search_grid(
@@ -166,9 +171,12 @@ SEARCHES = {"fixnorm": search_fixnorm, "grid": search_grid, "random": search_ran
 class CountingEvaluator:
     """Wraps ``score_fn`` with a cache (a repeated point is not a new trial) and a trial budget."""
 
-    def __init__(self, score_fn: Callable[[Params], float], *, budget: int | None) -> None:
+    def __init__(
+        self, score_fn: Callable[[Params], float], *, budget: int | None, stop_at: float | None = None
+    ) -> None:
         self.score_fn = score_fn
         self.budget = budget
+        self.stop_at = stop_at
         self.scores: dict[str, float] = {}
         self.order: list[tuple[Params, float]] = []
 
@@ -181,6 +189,8 @@ class CountingEvaluator:
         score = self.score_fn(params)
         self.scores[key] = score
         self.order.append((dict(params), score))
+        if self.stop_at is not None and score >= self.stop_at:
+            raise BudgetExhausted  # good enough: benchmarks count the trials needed to get here
         return score
 
 
@@ -193,13 +203,15 @@ def run_search(
     budget: int | None,
     start: Params | None = None,
     seed: int = 0,
+    stop_at: float | None = None,
     **options: Any,
 ) -> list[tuple[Params, float]]:
     """Run one strategy against ``score_fn`` and return the trials in the order they were spent. ``options``
-    go to the strategy (e.g. ``n_startup_trials`` for TPE)."""
+    go to the strategy (e.g. ``n_startup_trials`` for TPE); ``stop_at`` ends the search at the first trial scoring at
+    least that much."""
     if strategy not in SEARCHES:
         raise RecipeError(f"strategy={strategy!r}: allowed {list(SEARCHES)}")
-    evaluator = CountingEvaluator(score_fn, budget=budget)
+    evaluator = CountingEvaluator(score_fn, budget=budget, stop_at=stop_at)
     with contextlib.suppress(BudgetExhausted):
         SEARCHES[strategy](evaluator, space, knobs=knobs, start=start, seed=seed, **options)
     return evaluator.order
