@@ -16,6 +16,9 @@ from fixnorm_zoo.errors import FixNormZooError
 from fixnorm_zoo.registry import ModelInfo
 
 MIRROR_ENV = "FIXNORM_ZOO_HUB"
+BUNDLED_MIRROR = Path(__file__).resolve().parent.parent / "zoo_mirror"
+"""The Fashion-MNIST zoo's weights, committed with the repository (a mirror in the Hub's layout); used for entries
+published to a local mirror only (no pinned Hub revision) when ``FIXNORM_ZOO_HUB`` is not set."""
 
 
 class IntegrityError(FixNormZooError):
@@ -57,12 +60,20 @@ def fetch_weights(
             f"{info.train_command} ; or build the architecture alone with pretrained=False"
         )
     mirror = mirror_dir()
+    if (
+        mirror is None
+        and hub.revision is None
+        and revision is None
+        and (BUNDLED_MIRROR / hub.repo_id).is_dir()
+    ):
+        mirror = BUNDLED_MIRROR
     if mirror is not None:
         path = mirror / hub.repo_id / hub.filename
         if not path.is_file():
             raise FixNormZooError(
-                f"{info.name}: {path} does not exist ({MIRROR_ENV}={mirror} is set, so the mirror is used instead "
-                f"of the Hub; copy the repo {hub.repo_id} there or unset {MIRROR_ENV})"
+                f"{info.name}: {path} does not exist (the mirror {mirror} is used instead of the Hub: "
+                f"{MIRROR_ENV} is set, or the registry pins no Hub revision); copy the repo {hub.repo_id} there "
+                f"or point {MIRROR_ENV} at a mirror that has it"
             )
     else:
         path = _download(info, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)

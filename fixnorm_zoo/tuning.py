@@ -341,7 +341,16 @@ def tune(
     space = {k: sorted(space.get(k) or default_space(recipe)[k]) for k in knobs}
     proxy = proxy_overrides(recipe, proxy_epochs=proxy_epochs, proxy_subset=proxy_subset, holdout=holdout)
     out = Path(output_dir)
-    meta = {"recipe": recipe.name, "method": recipe.method, "proxy": proxy, "seed": recipe.seed}
+    start = {k: getattr(recipe, k) or DEFAULT_CENTRES.get(k) for k in knobs}
+    # the start point is part of what a log means: the search is deterministic given it, so a log is replayed
+    # exactly only from the same start (a recipe that now holds the tuned values would start another search)
+    meta = {
+        "recipe": recipe.name,
+        "method": recipe.method,
+        "proxy": proxy,
+        "seed": recipe.seed,
+        "start": start,
+    }
     log = TrialLog(out / TRIALS_FILE, meta)
 
     def score_fn(params: Params) -> float:
@@ -353,7 +362,6 @@ def tune(
             print(f"[tune] trial {len(log.records)}: {key} -> {shown} ({r['time_s']} s)", flush=True)
         return _score(log.records[key])
 
-    start = {k: getattr(recipe, k) or DEFAULT_CENTRES.get(k) for k in knobs}
     order = run_search(strategy, score_fn, space, knobs=knobs, budget=trials, start=start, seed=seed)
     ok = [(p, s) for p, s in order if math.isfinite(s)]
     if not ok:

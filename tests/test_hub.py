@@ -251,3 +251,26 @@ def test_lookup_errors_and_unpublished_models(monkeypatch) -> None:
         load("mobilenetv2_scaled")
     model = load("mobilenetv2_scaled", pretrained=False)
     assert not model.training and model.pretrained_cfg["input_size"] == (3, 208, 208)
+
+
+def test_mirror_only_entries_load_from_the_bundled_mirror(runs, tmp_path, monkeypatch) -> None:
+    """An entry published to a mirror only (no Hub revision) loads from the repository's zoo_mirror/ when
+    FIXNORM_ZOO_HUB is unset; without a copy there it says to set FIXNORM_ZOO_HUB, and the sha256 still applies."""
+    from fixnorm_zoo import hub as hub_mod
+    from fixnorm_zoo import load
+    from fixnorm_zoo.publish import publish
+
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    monkeypatch.setenv("FIXNORM_ZOO_REGISTRY", str(registry))
+    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", mirror=tmp_path / "bundled")
+    monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
+    monkeypatch.setattr(hub_mod, "BUNDLED_MIRROR", tmp_path / "bundled")
+    exec(PROBE, globals(), ns := {"torch": torch})
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load("fmnist_resnet18")(ns["x"]), _outputs_of_run(runs["a"]), rtol=0, atol=0
+        )
+    monkeypatch.setattr(hub_mod, "BUNDLED_MIRROR", tmp_path / "empty")
+    with pytest.raises(FixNormZooError, match="FIXNORM_ZOO_HUB"):
+        load("fmnist_resnet18")

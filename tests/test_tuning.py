@@ -97,7 +97,7 @@ def test_wd_twin_tunes_weight_decay_and_lr(tmp_path: Path, monkeypatch) -> None:
     result = tuning.tune(recipe, trials=6, output_dir=tmp_path, proxy_epochs=2, proxy_subset=1000, holdout=500,
                          progress=False)  # fmt: skip
     assert set(result["best"]) == {"weight_decay", "lr"}
-    assert calls[0] == (5e-4, 0.1)  # starts at the recipe's own values
+    assert calls[0] == (recipe.weight_decay, recipe.lr)  # starts at the recipe's own values
 
 
 def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> None:
@@ -106,7 +106,8 @@ def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> Non
     result = tuning.tune(recipe, trials=2, output_dir=tmp_path, proxy_epochs=1, proxy_subset=256, holdout=512,
                          progress=False)  # fmt: skip
     assert [r["status"] for r in result["trials"]] == ["ok", "ok"]
-    summary = json.loads((tmp_path / "runs" / "fc_norm=8_lr=0.1" / "summary.json").read_text())
+    first = f"fc_norm={recipe.fc_norm:g}_lr={recipe.lr:g}"  # the first trial: the recipe's own values
+    summary = json.loads((tmp_path / "runs" / first / "summary.json").read_text())
     assert summary["eval_split"] == "train[-512:]" and summary["top1"] == result["trials"][0]["score"]
 
 
@@ -129,5 +130,9 @@ def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(x) for x in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and [r["status"] for r in lines[1:]] == ["ok", "ok"]
-    summary = json.loads((tmp_path / "runs" / "fc_norm=8_lr=0.1" / "summary.json").read_text())
+    first = lines[1]["params"]
+    summary = json.loads(
+        (tmp_path / "runs" / f"fc_norm={first['fc_norm']:g}_lr={first['lr']:g}" / "summary.json").read_text()
+    )
+    assert first == {"fc_norm": load_recipe("fashion_mnist/demo_fixnorm").fc_norm, "lr": 0.1}
     assert summary["num_processes"] == 2

@@ -1,6 +1,6 @@
 """The README's Fashion-MNIST results, from eval/fmnist_results.csv (written by eval/fmnist_full_runs.sh): test top-1
 mean +- std over seeds per recipe, the run time, and a plot of test top-1 per epoch (FixNorm vs weight decay, one
-line per seed) drawn from the runs' log.jsonl files.
+line per seed) drawn from the runs' per-epoch logs (eval/fmnist_logs/).
 
     .venv/bin/python tools/results_table.py [--plot docs/fmnist_results.png]
 """
@@ -80,7 +80,12 @@ def _plot(groups, path: Path) -> None:
     for ax, family in zip(axes[0], families, strict=True):
         for method in ("fixnorm", "wd"):
             for i, r in enumerate(groups.get((family, method), [])):
-                log = [json.loads(x) for x in (ROOT / r["run_dir"] / "log.jsonl").read_text().splitlines()]
+                # the per-epoch logs eval/fmnist_full_runs.sh copied next to the CSV (runs/ is not committed)
+                name = Path(r["run_dir"]).name
+                log = [
+                    json.loads(x)
+                    for x in (ROOT / "eval/fmnist_logs" / f"{name}.jsonl").read_text().splitlines()
+                ]
                 ax.plot([h["epoch"] for h in log], [h["top1"] for h in log], color=colors[method], alpha=0.8,
                         label=("FixNorm" if method == "fixnorm" else "weight decay") if i == 0 else None)  # fmt: skip
         ax.set(title=family, xlabel="epoch", ylabel="test top-1 (%)")

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Tune one Fashion-MNIST recipe's two knobs (FixNorm: fc_norm, lr; weight-decay twin: weight_decay, lr) with the
+# same budget and proxy for every recipe (issue 6), and keep the trial log, table, plot and best.yaml in eval/tuner/.
+# Resumable: re-running continues the trial log in runs/tune/RECIPE without repeating a finished trial, and a
+# finished search (its best.yaml in eval/tuner/) is skipped: the recipe then holds its result, so the same command
+# would start a different search.
+#   eval/fmnist_tune.sh RECIPE [TRIALS]      e.g. eval/fmnist_tune.sh mobilenetv2_050_fixnorm 6
+set -euo pipefail
+cd "$(dirname "$0")/.."
+recipe=$1; trials=${2:-8}
+out=runs/tune/$recipe
+if [ -f "eval/tuner/${recipe}_best.yaml" ]; then echo "tuned already: eval/tuner/${recipe}_best.yaml"; exit 0; fi
+.venv/bin/fixnorm-zoo tune "fashion_mnist/$recipe" --trials "$trials" --proxy-epochs 1 --proxy-subset 20000 \
+  --output "$out" --no-progress
+for f in trials.jsonl trials.csv trials.png best.yaml; do cp "$out/$f" "eval/tuner/${recipe}_$f"; done
