@@ -80,37 +80,61 @@ def search_fixnorm(
     start: Params | None = None,
     seed: int = 0,
 ) -> None:
-    """Ours: coordinate line search on the log lattice, one knob after the other (``knobs`` in order).
+    """Ours: coordinate line search on the log lattice, one knob after the other (``knobs`` in order), then the
+    rest of the budget on the nearest untried points around the best one.
 
     For each knob, try the neighbours at a distance of 2 lattice steps (x4), move to the better one and keep going
     in that direction while it improves; then the same at distance 1 (x2). When a pass over the knobs moved the
     point, make another pass (points already tried cost nothing), so a weak interaction cannot strand the search.
+    Once a pass moves nothing the point is a coordinate-wise optimum, but the knobs do interact a little, so a
+    diagonal neighbour may still be better: the remaining budget goes to untried points nearest to the best one
+    (ring by ring in lattice steps), and any improvement restarts the coordinate passes from there. The search
+    ends when the budget (the evaluator's) is spent or every point was tried.
     ``seed`` is unused: the search is deterministic, which is also what makes resuming exact.
     """
+    import itertools
+
     del seed
     index = {k: _start_index(space[k], (start or {}).get(k)) for k in knobs}
+    tried: dict[tuple[int, ...], float] = {}
 
-    def point(idx: dict[str, int]) -> Params:
-        return {k: space[k][i] for k, i in idx.items()}
+    def score_of(idx: dict[str, int]) -> float:
+        key = tuple(idx[k] for k in knobs)
+        if key not in tried:
+            tried[key] = evaluate({k: space[k][i] for k, i in idx.items()})
+        return tried[key]
 
-    best = evaluate(point(index))
-    while True:  # passes over the knobs until one pass moves nothing (the knobs interact a little)
-        start_of_pass = dict(index)
-        for knob in knobs:
-            for step in (2, 1):
-                for direction in (+1, -1):
-                    while True:
-                        j = index[knob] + direction * step
-                        if not 0 <= j < len(space[knob]):
-                            break
-                        candidate = dict(index, **{knob: j})
-                        score = evaluate(point(candidate))
-                        if score > best:
-                            best, index = score, candidate
-                        else:
-                            break
-        if index == start_of_pass:
+    best = score_of(index)
+    all_points = list(itertools.product(*(range(len(space[k])) for k in knobs)))
+    while True:
+        while True:  # coordinate passes until one pass moves nothing
+            start_of_pass = dict(index)
+            for knob in knobs:
+                for step in (2, 1):
+                    for direction in (+1, -1):
+                        while True:
+                            j = index[knob] + direction * step
+                            if not 0 <= j < len(space[knob]):
+                                break
+                            candidate = dict(index, **{knob: j})
+                            score = score_of(candidate)
+                            if score > best:
+                                best, index = score, candidate
+                            else:
+                                break
+            if index == start_of_pass:
+                break
+        # the nearest untried point around the best one (Chebyshev ring, then Manhattan distance, then lattice order)
+        here = tuple(index[k] for k in knobs)
+        untried = [p for p in all_points if p not in tried]
+        if not untried:
             return
+        nearest = min(untried, key=lambda p: (max(abs(a - b) for a, b in zip(p, here, strict=True)),
+                                              sum(abs(a - b) for a, b in zip(p, here, strict=True)), p))  # fmt: skip
+        candidate = dict(zip(knobs, nearest, strict=True))
+        score = score_of(candidate)
+        if score > best:
+            best, index = score, candidate
 
 
 def search_grid(

@@ -32,9 +32,25 @@ def test_ours_finds_the_optimum_of_a_separable_surface_in_few_trials(opt) -> Non
                               start={"fc_norm": 8.0, "lr": 0.1})  # fmt: skip
     best, _ = max(order, key=lambda t: t[1])
     assert best == {"fc_norm": opt[0], "lr": opt[1]}
-    assert len(order) <= 13  # against 49 grid points
+    found_at = [p for p, _ in order].index(best) + 1
+    assert found_at <= 13  # against 49 grid points
     keys = [tuning.param_key(p) for p, _ in order]
-    assert len(keys) == len(set(keys))  # never pays twice for a point
+    assert len(keys) == len(set(keys)) == 49  # never pays twice for a point; spends the budget it is given
+
+
+def test_ours_leaves_a_coordinate_optimum_for_a_better_diagonal_neighbour() -> None:
+    """Where the knobs interact, the best point can sit diagonally off a coordinate-wise optimum: the remaining
+    budget goes to the ring around the incumbent, which finds it."""
+    bowl = _bowl(8.0, 0.1)
+
+    def score(p):
+        return 95.0 if (p["fc_norm"], p["lr"]) == (16.0, 0.2) else bowl(p)
+
+    order = tuning.run_search("fixnorm", score, SPACE, knobs=("fc_norm", "lr"), budget=16,
+                              start={"fc_norm": 8.0, "lr": 0.1})  # fmt: skip
+    assert max(order, key=lambda t: t[1])[0] == {"fc_norm": 16.0, "lr": 0.2}
+    # a pure coordinate search stops at (8, 0.1): both axis neighbours of it are worse
+    assert score({"fc_norm": 16.0, "lr": 0.1}) < 90 and score({"fc_norm": 8.0, "lr": 0.2}) < 90
 
 
 def test_budget_is_respected_and_grid_random_cover_the_lattice() -> None:
