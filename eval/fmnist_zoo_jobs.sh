@@ -25,12 +25,12 @@ demo_record() {  # the 2-epoch demo recipes, recorded for `make demo` (eval/fmni
 demo_record fixnorm
 demo_record wd
 seq2 resnet18_fixnorm:0 resnet18_wd:0
+seq2 resnet18_fixnorm:1 resnet18_wd:1
+seq2 resnet18_fixnorm:2 resnet18_wd:2
 tune_pair mobilenetv2_050 5
 tune_pair tinynet_e 5
 runs_pair mobilenetv2_050 0
 runs_pair tinynet_e 0
-seq2 resnet18_fixnorm:1 resnet18_wd:1
-seq2 resnet18_fixnorm:2 resnet18_wd:2
 runs_pair mobilenetv2_050 1
 runs_pair tinynet_e 1
 runs_pair mobilenetv2_050 2

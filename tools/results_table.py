@@ -64,7 +64,7 @@ def _zoo_table() -> int:
         size = "x".join(str(v) for v in m.eval_setting["input_size"][1:])
         measured = f"{m.top1:.2f} / {m.top5:.2f} ({m.eval_split})" if m.top1 is not None else "-"
         print(
-            f"| `{m.name}` | {arch} @ {size} | {m.dataset} | {m.method} | {m.params_m:.2f}M | {m.gmacs:.3f} | "
+            f"| `{m.name}` | {arch} @ {size} | {m.dataset} | {m.method} | {m.params_m:.2f}M | {m.gmacs:.3g} | "
             f"{m.paper_top1 or '-'} | {measured} | {m.status} |"
         )
     return 0
