@@ -4,8 +4,8 @@ The grid (bench/tuner_grid.sh: every (fc_norm, lr) point of a 6x6 log lattice, o
 is used as a table: each strategy runs its real code (fixnorm_zoo.tuning.run_search) with ``score = table[point]``,
 so a trial here is exactly the proxy run the strategy would have paid for. Strategies: ours (fixnorm: coordinate
 line search, fc_norm then LR; once from the recipe's values, and from every lattice point as its "seeds"), Optuna TPE with its defaults (10 random start-up
-trials) and with 3 start-up trials, and random search; each over 20 search seeds. A strategy that never reaches the target counts as budget + 1 trials. Prints a table and the ratio ours / TPE, and the rank correlation of proxy vs full runs where
-full-run results exist (eval/tuner/full_runs.csv).
+trials) and with 3 start-up trials, and random search; each over 20 search seeds. A strategy that never reaches the target counts as budget + 1 trials. Prints a table and the ratio ours / TPE, and proxy vs full-run scores (with their rank correlation) where full
+runs exist (the zoo's seeds, eval/fmnist_results.csv, and eval/tuner/full_runs.csv).
 
     .venv/bin/python bench/tuner.py [--grid eval/tuner/grid_resnet18_fixnorm_trials.jsonl] [--target 0.2]
 """
@@ -147,18 +147,52 @@ def main() -> int:
             f"ours / random = {ours / stat(results['random']):.2f}"
         )
 
-    full = ROOT / "eval/tuner/full_runs.csv"
-    if full.is_file():
-        import csv
-
-        with open(full) as f:
-            rows = list(csv.DictReader(f))
-        pairs = [(table[param_key({k: float(r[k]) for k in knobs})], float(r["top1"])) for r in rows]
-        rho = spearman([p for p, _ in pairs], [f for _, f in pairs])
-        print(f"proxy vs full-run rank correlation (Spearman) over {len(pairs)} points: {rho:.2f}")
-    else:
-        print("proxy vs full-run rank correlation: not measured (no eval/tuner/full_runs.csv)")
+    _proxy_vs_full()
     return 0
+
+
+def _proxy_vs_full() -> None:
+    """Proxy score vs full-run test top-1 for every point that has both: the tuned point of each Fashion-MNIST
+    recipe (eval/tuner/RECIPE_best.yaml; full runs: the seeds in eval/fmnist_results.csv, averaged) and the extra
+    points of eval/tuner/full_runs.csv (eval/fmnist_proxy_check.sh). All share one proxy (1 epoch on 20,000 images,
+    scored on 10,000 held-out training images), so their proxy scores compare across methods."""
+    import csv
+
+    import yaml
+
+    tuner = ROOT / "eval/tuner"
+    pairs: list[tuple[str, float, float]] = []
+    results = ROOT / "eval/fmnist_results.csv"
+    seeds: dict[str, list[float]] = {}
+    if results.is_file():
+        with open(results) as f:
+            for r in csv.DictReader(f):
+                seeds.setdefault(Path(r["recipe"]).name, []).append(float(r["top1"]))
+    for best in sorted(tuner.glob("*_best.yaml")):
+        recipe = best.name.removesuffix("_best.yaml")
+        if recipe.startswith("grid_") or recipe not in seeds:
+            continue
+        point = param_key({k: float(v) for k, v in yaml.safe_load(best.read_text()).items()})
+        log = [json.loads(x) for x in (tuner / f"{recipe}_trials.jsonl").read_text().splitlines()[1:]]
+        proxy = next(t["score"] for t in log if t["trial"] == point)
+        pairs.append(
+            (f"{recipe} {point} (tuned; {len(seeds[recipe])} seeds)", proxy, statistics.mean(seeds[recipe]))
+        )
+    full = tuner / "full_runs.csv"
+    if full.is_file():
+        with open(full) as f:
+            for r in csv.DictReader(f):
+                if r["proxy_top1"]:
+                    pairs.append((f"{r['recipe']} {r['point']}", float(r["proxy_top1"]), float(r["top1"])))
+    if len(pairs) < 2:
+        print("proxy vs full run: fewer than 2 points with both (run eval/fmnist_zoo_jobs.sh)")
+        return
+    print("proxy vs full run (test top-1 after the recipe's full budget):")
+    for label, proxy, top1 in pairs:
+        print(f"  {label:<60} proxy {proxy:6.2f}  full {top1:6.2f}")
+    if len(pairs) >= 3:
+        rho = spearman([p for _, p, _ in pairs], [t for _, _, t in pairs])
+        print(f"  Spearman rank correlation over {len(pairs)} points: {rho:.2f}")
 
 
 def _all_points(space, knobs):

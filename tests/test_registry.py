@@ -73,6 +73,7 @@ def test_published_weights_are_the_registrys_and_load(name: str, monkeypatch) ->
     assert path.stat().st_size == info.hub.size and sha256_file(path) == info.hub.sha256
     config = json.loads((path.parent / "config.json").read_text())
     assert config["architecture"] == info.architecture
-    assert info.model_args.items() <= config["model_args"].items()  # timm adds num_classes, in_chans, global_pool
+    # timm adds num_classes, in_chans, global_pool to the recorded model_args
+    assert info.model_args.items() <= config["model_args"].items()
     model = load(name)
     assert not model.training and model.pretrained_cfg["input_size"] == tuple(info.eval_setting["input_size"])

@@ -150,5 +150,6 @@ def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
     summary = json.loads(
         (tmp_path / "runs" / f"fc_norm={first['fc_norm']:g}_lr={first['lr']:g}" / "summary.json").read_text()
     )
-    assert first == {"fc_norm": load_recipe("fashion_mnist/demo_fixnorm").fc_norm, "lr": 0.1}
+    demo = load_recipe("fashion_mnist/demo_fixnorm")
+    assert first == {"fc_norm": demo.fc_norm, "lr": demo.lr}  # the search starts at the recipe's values
     assert summary["num_processes"] == 2
