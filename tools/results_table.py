@@ -33,7 +33,7 @@ def main() -> int:
         family = Path(r["recipe"]).name.rsplit("_", 1)[0]
         groups[(family, r["method"])].append(r)
     print(
-        "| model (timm) | method | seeds | test top-1 % (mean ± std) | per seed | minutes per run | public table |"
+        "| family (run name) | method | seeds | test top-1 % (mean ± std) | per seed | minutes per run | public table |"
     )
     print("|---|---|---|---|---|---|---|")
     for (family, method), rs in sorted(groups.items()):
