@@ -89,7 +89,7 @@ def _plot(groups, path: Path) -> None:
                 ax.plot([h["epoch"] for h in log], [h["top1"] for h in log], color=colors[method], alpha=0.8,
                         label=("FixNorm" if method == "fixnorm" else "weight decay") if i == 0 else None)  # fmt: skip
         ax.set(title=family, xlabel="epoch", ylabel="test top-1 (%)")
-        ax.set_ylim(bottom=85)
+        ax.set_ylim(bottom=60)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("Fashion-MNIST: FixNorm vs weight decay (one line per seed)")
