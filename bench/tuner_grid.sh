@@ -7,10 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LR=0.025,0.05,0.1,0.2,0.4,0.8
-common=(--proxy-epochs 1 --proxy-subset 20000 --holdout 10000 --no-progress)
+# The recorded grid (eval/tuner/grid_*) is for the stride-32 ResNet the recipe had then: pin it, so this reproduces
+# it (the recipe is now the output_stride 8 variant).
+common=(--proxy-epochs 1 --proxy-subset 20000 --holdout 10000 --no-progress --set model_args.output_stride=32)
 .venv/bin/fixnorm-zoo tune fashion_mnist/resnet18_fixnorm "${common[@]}" --strategy grid --trials 36 \
   --grid fc_norm=1,2,4,8,16,32 --grid lr=$LR --output runs/tuner_grid/resnet18_fixnorm
 .venv/bin/fixnorm-zoo tune fashion_mnist/resnet18_wd "${common[@]}" --strategy fixnorm --trials 10 \
+  --set weight_decay=0.0005 --set lr=0.1 \
   --grid weight_decay=0.000125,0.00025,0.0005,0.001,0.002,0.004 --grid lr=$LR --output runs/tuner_grid/resnet18_wd
 mkdir -p eval/tuner
 for m in fixnorm wd; do
