@@ -18,6 +18,7 @@ code against a recorded dense grid.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -72,6 +73,22 @@ def _start_index(values: list[float], start: float | None) -> int:
     return min(range(len(values)), key=lambda i: abs(math.log(values[i] / start)))
 
 
+def _coordinate_passes(score_of, space: Space, knobs: tuple[str, ...], index: dict[str, int], best: float):
+    """Line searches along each knob (steps of 2, then 1 lattice point) until a whole pass moves nothing; returns
+    the coordinate-wise optimum reached and its score."""
+    while True:
+        start_of_pass = dict(index)
+        for knob, step, direction in itertools.product(knobs, (2, 1), (+1, -1)):
+            while 0 <= (j := index[knob] + direction * step) < len(space[knob]):
+                candidate = dict(index, **{knob: j})
+                score = score_of(candidate)
+                if score <= best:
+                    break
+                best, index = score, candidate
+        if index == start_of_pass:
+            return index, best
+
+
 def search_fixnorm(
     evaluate: Callable[[Params], float],
     space: Space,
@@ -92,8 +109,6 @@ def search_fixnorm(
     ends when the budget (the evaluator's) is spent or every point was tried.
     ``seed`` is unused: the search is deterministic, which is also what makes resuming exact.
     """
-    import itertools
-
     del seed
     index = {k: _start_index(space[k], (start or {}).get(k)) for k in knobs}
     tried: dict[tuple[int, ...], float] = {}
@@ -107,23 +122,7 @@ def search_fixnorm(
     best = score_of(index)
     all_points = list(itertools.product(*(range(len(space[k])) for k in knobs)))
     while True:
-        while True:  # coordinate passes until one pass moves nothing
-            start_of_pass = dict(index)
-            for knob in knobs:
-                for step in (2, 1):
-                    for direction in (+1, -1):
-                        while True:
-                            j = index[knob] + direction * step
-                            if not 0 <= j < len(space[knob]):
-                                break
-                            candidate = dict(index, **{knob: j})
-                            score = score_of(candidate)
-                            if score > best:
-                                best, index = score, candidate
-                            else:
-                                break
-            if index == start_of_pass:
-                break
+        index, best = _coordinate_passes(score_of, space, knobs, index, best)
         # the nearest untried point around the best one (Chebyshev ring, then Manhattan distance, then lattice order)
         here = tuple(index[k] for k in knobs)
         untried = [p for p in all_points if p not in tried]
