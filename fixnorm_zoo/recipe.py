@@ -8,6 +8,7 @@ parsed as YAML scalars and validated like the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -179,11 +180,25 @@ def _check_types(recipe: Recipe) -> None:
     hints = typing.get_type_hints(Recipe)
     for f in dataclasses.fields(recipe):
         value = getattr(recipe, f.name)
-        if isinstance(value, int) and not isinstance(value, bool) and hints[f.name] in (float, float | None):
-            setattr(recipe, f.name, float(value))  # YAML "1" for a float field is fine
+        if hints[f.name] in (float, float | None) and (number := _as_float(value)) is not None:
+            setattr(
+                recipe, f.name, number
+            )  # YAML "1" or "1e-5" (a string to YAML 1.1) for a float field is fine
             continue
         if not _type_ok(value, hints[f.name]):
             raise RecipeError(f"recipe field {f.name}={value!r}: expected {_describe(hints[f.name])}")
+
+
+def _as_float(value: Any) -> float | None:
+    """An int, or a string in exponent notation such as ``4e-05``: PyYAML (YAML 1.1) reads ``4e-05`` without a dot
+    as a string, yet it is how Python prints small floats, so ``--set weight_decay=4e-05`` must work."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -88,4 +88,18 @@ def test_fashion_mnist_recipes_hold_the_tuners_result() -> None:
         name = path.name.removesuffix("_best.yaml")
         recipe = load_recipe(f"fashion_mnist/{name}")
         for knob, value in yaml.safe_load(path.read_text()).items():
-            assert getattr(recipe, knob) == pytest.approx(value), (name, knob)
+            assert getattr(recipe, knob) == pytest.approx(float(value)), (
+                name,
+                knob,
+            )  # "4e-05" is a str to YAML 1.1
+
+
+def test_exponent_notation_for_float_field_is_accepted() -> None:
+    # PyYAML reads "4e-05" (no dot) as a string, yet that is how Python prints the tuner's picks (eval/tuner/*_best.yaml)
+    recipe = load_recipe(
+        "fashion_mnist/demo_wd", overrides=parse_overrides(["weight_decay=4e-05", "lr=1e-1"])
+    )
+    assert recipe.weight_decay == pytest.approx(4e-5) and recipe.lr == pytest.approx(0.1)
+    for bad in ("nan", "inf", "fast"):
+        with pytest.raises(RecipeError, match=rf"lr='{bad}': expected float"):
+            load_recipe("fashion_mnist/demo_wd", overrides=parse_overrides([f"lr={bad}"]))
