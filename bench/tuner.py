@@ -152,16 +152,23 @@ def main() -> int:
 
 
 def _proxy_vs_full() -> None:
-    """Proxy score vs full-run test top-1 for every point that has both: the tuned point of each Fashion-MNIST
-    recipe (eval/tuner/RECIPE_best.yaml; full runs: the seeds in eval/fmnist_results.csv, averaged) and the extra
-    points of eval/tuner/full_runs.csv (eval/fmnist_proxy_check.sh). All share one proxy (1 epoch on 20,000 images,
-    scored on 10,000 held-out training images), so their proxy scores compare across methods."""
+    """Proxy score vs full-run test top-1, the premise of short proxies. Two sets, each ranked on its own (proxy
+    scores compare only within one model): (1) over the reference grid: the full 10-epoch run of the grid's own
+    model at sampled grid points (eval/fmnist_grid_full_runs.sh -> eval/tuner/grid_full_runs.csv); (2) per zoo
+    family: the tuned point of each recipe (eval/tuner/RECIPE_best.yaml; full runs: the seeds in
+    eval/fmnist_results.csv, averaged) and the extra points of eval/tuner/full_runs.csv (eval/fmnist_proxy_check.sh).
+    All use one proxy (1 epoch on 20,000 images, scored on 10,000 held-out training images)."""
     import csv
 
     import yaml
 
     tuner = ROOT / "eval/tuner"
-    pairs: list[tuple[str, float, float]] = []
+    grid_full = tuner / "grid_full_runs.csv"
+    if grid_full.is_file():
+        with open(grid_full) as f:
+            pairs = [(r["point"], float(r["proxy_top1"]), float(r["top1"])) for r in csv.DictReader(f)]
+        _print_pairs("over the reference grid (stride-32 ResNet, 10 epochs, seed 0)", pairs)
+    families: dict[str, list[tuple[str, float, float]]] = {}
     results = ROOT / "eval/fmnist_results.csv"
     seeds: dict[str, list[float]] = {}
     if results.is_file():
@@ -175,7 +182,7 @@ def _proxy_vs_full() -> None:
         point = param_key({k: float(v) for k, v in yaml.safe_load(best.read_text()).items()})
         log = [json.loads(x) for x in (tuner / f"{recipe}_trials.jsonl").read_text().splitlines()[1:]]
         proxy = next(t["score"] for t in log if t["trial"] == point)
-        pairs.append(
+        families.setdefault(recipe.rsplit("_", 1)[0], []).append(
             (f"{recipe} {point} (tuned; {len(seeds[recipe])} seeds)", proxy, statistics.mean(seeds[recipe]))
         )
     full = tuner / "full_runs.csv"
@@ -183,16 +190,22 @@ def _proxy_vs_full() -> None:
         with open(full) as f:
             for r in csv.DictReader(f):
                 if r["proxy_top1"]:
-                    pairs.append((f"{r['recipe']} {r['point']}", float(r["proxy_top1"]), float(r["top1"])))
-    if len(pairs) < 2:
-        print("proxy vs full run: fewer than 2 points with both (run eval/fmnist_zoo_jobs.sh)")
-        return
-    print("proxy vs full run (test top-1 after the recipe's full budget):")
+                    families.setdefault(r["recipe"].rsplit("_", 1)[0], []).append(
+                        (f"{r['recipe']} {r['point']}", float(r["proxy_top1"]), float(r["top1"]))
+                    )
+    for family, pairs in sorted(families.items()):
+        _print_pairs(f"{family} zoo recipes (full budget; FixNorm and weight-decay points)", pairs)
+
+
+def _print_pairs(title: str, pairs: list[tuple[str, float, float]]) -> None:
+    print(f"proxy vs full run, {title}:")
     for label, proxy, top1 in pairs:
         print(f"  {label:<60} proxy {proxy:6.2f}  full {top1:6.2f}")
     if len(pairs) >= 3:
         rho = spearman([p for _, p, _ in pairs], [t for _, _, t in pairs])
         print(f"  Spearman rank correlation over {len(pairs)} points: {rho:.2f}")
+    else:
+        print("  (fewer than 3 points: no rank correlation)")
 
 
 def _all_points(space, knobs):
