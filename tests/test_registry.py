@@ -77,3 +77,21 @@ def test_published_weights_are_the_registrys_and_load(name: str, monkeypatch) ->
     assert info.model_args.items() <= config["model_args"].items()
     model = load(name)
     assert not model.training and model.pretrained_cfg["input_size"] == tuple(info.eval_setting["input_size"])
+
+
+def test_published_fmnist_numbers_are_the_measured_rows() -> None:
+    """A published Fashion-MNIST entry's top-1 is seed 0's row in eval/fmnist_results.csv and its notes carry the
+    mean over the seeds recorded there (tools/registry_notes.py writes them)."""
+    import csv
+    import statistics
+
+    rows = list(csv.DictReader(open(ROOT / "eval/fmnist_results.csv")))  # noqa: SIM115
+    published = [m for m in list_models("fmnist*") if model_info(m).status == "published"]
+    assert published, "no published Fashion-MNIST entry"
+    for name in published:
+        info = model_info(name)
+        seeds = {int(r["seed"]): float(r["top1"]) for r in rows if r["recipe"] == info.recipe}
+        assert info.top1 == seeds[0], name
+        assert f"{statistics.mean(seeds.values()):.2f}" in info.notes and f"of {len(seeds)}" in info.notes, (
+            name
+        )

@@ -1,0 +1,54 @@
+"""Write each published Fashion-MNIST entry's ``notes`` in fixnorm_zoo/zoo.json from the measured seed runs in
+eval/fmnist_results.csv: which seed was published (seed 0, declared before the runs) and the mean +- std over all
+seeds, so the registry's numbers come from the same rows as the README's table. Without --write, print them.
+
+    .venv/bin/python tools/registry_notes.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true", help="store the notes in fixnorm_zoo/zoo.json")
+    args = ap.parse_args()
+    from fixnorm_zoo.registry import REGISTRY_FILE
+
+    top1_by_recipe: dict[str, dict[int, float]] = {}
+    with open(ROOT / "eval/fmnist_results.csv") as f:
+        for row in csv.DictReader(f):
+            top1_by_recipe.setdefault(row["recipe"], {})[int(row["seed"])] = float(row["top1"])
+    data = json.loads(REGISTRY_FILE.read_text())
+    for entry in data["models"]:
+        seeds = top1_by_recipe.get(entry["recipe"])
+        if entry["status"] != "published" or entry["dataset"] != "fashion_mnist" or not seeds:
+            continue
+        if 0 not in seeds or seeds[0] != entry["top1"]:
+            raise SystemExit(
+                f"{entry['name']}: registry top-1 {entry['top1']} is not seed 0's row "
+                f"({seeds.get(0)}) in eval/fmnist_results.csv: re-run eval/fmnist_publish.sh"
+            )
+        values = [seeds[s] for s in sorted(seeds)]
+        spread = f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        entry["notes"] = (
+            f"seed 0 of {len(values)} (declared before the runs); test top-1 over seeds {min(seeds)}-{max(seeds)}: "
+            f"{statistics.mean(values):.2f}{spread} (eval/fmnist_results.csv, eval/fmnist_zoo_jobs.sh)"
+        )
+        print(f"{entry['name']:<28} {entry['notes']}")
+    if args.write:
+        REGISTRY_FILE.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
