@@ -38,4 +38,7 @@ runs_pair mobilenetv2_050 1
 runs_pair tinynet_e 1
 runs_pair mobilenetv2_050 2
 runs_pair tinynet_e 2
+# proxy vs full run over the tuner's reference grid (bench/tuner.py prints the rank correlation)
+OMP_NUM_THREADS=2 eval/fmnist_grid_full_runs.sh fc_norm=4,lr=0.1 fc_norm=32,lr=0.8 fc_norm=1,lr=0.2 \
+  fc_norm=1,lr=0.025 fc_norm=16,lr=0.4 fc_norm=32,lr=0.05 fc_norm=8,lr=0.025 fc_norm=2,lr=0.8
 echo "all zoo jobs done"
