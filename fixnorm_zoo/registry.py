@@ -127,6 +127,12 @@ def upsert(info: ModelInfo, *, path: Path | None = None) -> None:
     models = [d for d in data["models"] if d["name"] != info.name]
     models.append(info.to_dict())
     data["models"] = sorted(models, key=lambda d: (d["dataset"], d["name"]))
+    write_registry(data, path=path)
+
+
+def write_registry(data: dict, *, path: Path | None = None) -> None:
+    """Write the registry file's ``{"models": [...]}`` atomically (a reader never sees half a file)."""
+    path = path or registry_path()
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

@@ -22,7 +22,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="store the notes in fixnorm_zoo/zoo.json")
     args = ap.parse_args()
-    from fixnorm_zoo.registry import REGISTRY_FILE
+    from fixnorm_zoo.registry import REGISTRY_FILE, write_registry
 
     top1_by_recipe: dict[str, dict[int, float]] = {}
     with open(ROOT / "eval/fmnist_results.csv") as f:
@@ -46,7 +46,7 @@ def main() -> int:
         )
         print(f"{entry['name']:<28} {entry['notes']}")
     if args.write:
-        REGISTRY_FILE.write_text(json.dumps(data, indent=2) + "\n")
+        write_registry(data, path=REGISTRY_FILE)
     return 0
 
 

@@ -27,14 +27,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    from fixnorm_zoo.registry import REGISTRY_FILE
+    from fixnorm_zoo.registry import REGISTRY_FILE, write_registry
 
     data = json.loads(REGISTRY_FILE.read_text())
     for d in data["models"]:
         d["params_m"], d["gmacs"] = measure(d["recipe"])
         print(f"{d['name']:<32} {d['params_m']:>8.3f}M {d['gmacs']:>8.4f} GMACs")
     if args.write:
-        REGISTRY_FILE.write_text(json.dumps(data, indent=2) + "\n")
+        write_registry(data, path=REGISTRY_FILE)
     return 0
 
 
