@@ -30,6 +30,9 @@ seq2 resnet18_fixnorm:2 resnet18_wd:2
 # the tuner's proxy picked weight_decay=0.016 (1e-3 scored 1.4 points lower on it); the full run at 1e-3 tells
 # whether the proxy ranks them right
 OMP_NUM_THREADS=2 eval/fmnist_proxy_check.sh resnet18_wd weight_decay=0.001,lr=0.1
+# FixNorm set to the regime that weight-decay run reached (its measured classifier norm ~4-6 and peak effective LR
+# ~4e-3 of the invariant weights: invariant_norm 5 at lr 0.1 gives 0.1/25 = 4e-3), not a proxy pick
+OMP_NUM_THREADS=2 eval/fmnist_proxy_check.sh resnet18_fixnorm fc_norm=4,invariant_norm=5,lr=0.1
 tune_pair mobilenetv2_050 5
 tune_pair tinynet_e 5
 runs_pair mobilenetv2_050 0
