@@ -32,7 +32,8 @@ seq2 resnet18_fixnorm:2 resnet18_wd:2
 OMP_NUM_THREADS=2 eval/fmnist_proxy_check.sh resnet18_wd weight_decay=0.001,lr=0.1
 # FixNorm set to the regime that weight-decay run reached (its measured classifier norm ~4-6 and peak effective LR
 # ~4e-3 of the invariant weights: invariant_norm 5 at lr 0.1 gives 0.1/25 = 4e-3), not a proxy pick
-OMP_NUM_THREADS=2 eval/fmnist_proxy_check.sh resnet18_fixnorm fc_norm=4,invariant_norm=5,lr=0.1
+OMP_NUM_THREADS=2 eval/fmnist_proxy_check.sh resnet18_fixnorm fc_norm=4,invariant_norm=5,lr=0.1 \
+  fc_norm=4,invariant_norm=5,lr=0.1,seed=1
 tune_pair mobilenetv2_050 5
 tune_pair tinynet_e 5
 runs_pair mobilenetv2_050 0
