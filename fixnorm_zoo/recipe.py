@@ -180,10 +180,9 @@ def _check_types(recipe: Recipe) -> None:
     hints = typing.get_type_hints(Recipe)
     for f in dataclasses.fields(recipe):
         value = getattr(recipe, f.name)
+        # YAML "1" or "1e-5" (a string to YAML 1.1) for a float field is fine
         if hints[f.name] in (float, float | None) and (number := _as_float(value)) is not None:
-            setattr(
-                recipe, f.name, number
-            )  # YAML "1" or "1e-5" (a string to YAML 1.1) for a float field is fine
+            setattr(recipe, f.name, number)
             continue
         if not _type_ok(value, hints[f.name]):
             raise RecipeError(f"recipe field {f.name}={value!r}: expected {_describe(hints[f.name])}")
