@@ -19,6 +19,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, overrides=overrides)
     output = args.output or str(Path("runs") / recipe.name)
     summary = train(recipe, output_dir=output, resume=args.resume, progress=not args.no_progress)
+    if not _is_main_process():
+        return 0
     print(f"{recipe.name}: top-1 {summary['top1']:.2f}% top-5 {summary['top5']:.2f}% -> {output}")
     return 0
 
@@ -28,6 +30,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     row = evaluate(args.source, data=args.data, batch_size=args.batch_size, workers=args.workers,
                    results_csv=args.results_csv)  # fmt: skip
+    if not _is_main_process():
+        return 0
     print(",".join(RESULTS_COLUMNS))
     print(",".join(str(row[c]) for c in RESULTS_COLUMNS))
     print(f"({row['n']} images)")
@@ -62,6 +66,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                   proxy_epochs=args.proxy_epochs, proxy_subset=args.proxy_subset, holdout=args.holdout,
                   space=_parse_space(args.grid), seed=args.seed, progress=not args.no_progress,
                   recipe_ref=args.recipe)  # fmt: skip
+    if not _is_main_process():
+        return 0
     print(f"{'#':>3} " + " ".join(f"{k:>12}" for k in result["best"]) + "   status    score  time_s")
     for i, r in enumerate(result["trials"], 1):
         score = f"{r['score']:.2f}" if r["status"] == "ok" else "-"
@@ -219,21 +225,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    finished = False
     try:
-        return args.func(args)
+        code = args.func(args)
+        finished = True
+        return code
     except (FixNormZooError, FileExistsError, FileNotFoundError) as e:
         print(f"fixnorm-zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
     finally:
-        _destroy_process_group()
+        _destroy_process_group(barrier=finished)
 
 
-def _destroy_process_group() -> None:
-    """Tear down gloo/NCCL before exit: left to interpreter shutdown, gloo can abort with 'terminate called'."""
+def _is_main_process() -> bool:
+    """Under torchrun or ``accelerate launch`` every process runs the command: only rank 0 prints the result, so
+    the output reads the same as a one-process run's (and several writers cannot interleave on one pipe)."""
+    if "torch" not in sys.modules:
+        return True
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _destroy_process_group(*, barrier: bool) -> None:
+    """Tear down gloo/NCCL before exit: left to interpreter shutdown, gloo can abort with 'terminate called'.
+
+    After a finished command, a barrier first: a rank that tears its connections down while its peer is still
+    using them can abort the peer. Not after an error: the other ranks may never reach the barrier, and this rank
+    must exit so that the launcher stops them."""
     if "torch" in sys.modules:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
+            if barrier:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -116,7 +116,10 @@ def _two_process_worker(out_dir: str) -> None:
             "head_norm": head_norm,
         }
         Path(out_dir, "result.json").write_text(json.dumps(result))
-    acc.end_training()  # destroys the process group: left to interpreter exit, gloo can abort ("terminate called")
+    # both ranks done before either tears down (a rank closing its connections under a busy peer can abort it),
+    # then destroy the process group: left to interpreter exit, gloo can abort ("terminate called")
+    acc.wait_for_everyone()
+    acc.end_training()
 
 
 @pytest.mark.multiproc

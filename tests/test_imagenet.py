@@ -157,10 +157,11 @@ def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_pat
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     common = ["-m", "fixnorm_zoo.cli", "eval", str(tmp_path / "run"), "--data", str(tiny_imagefolder),
               "--batch-size", "3", "--workers", "0"]  # fmt: skip
-    rows = []
+    outputs = []
     for launcher in (["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port], []):
         proc = subprocess.run([sys.executable, *launcher, *common], env=env, capture_output=True, text=True,
                               timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
-        rows.append(proc.stdout.strip().splitlines()[-2:])
-    assert rows[0] == rows[1] and rows[0][1] == "(8 images)"
+        outputs.append(proc.stdout.splitlines())
+    # the whole output, not its tail: only rank 0 prints, so two processes print what one prints, once
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 3 and outputs[0][2] == "(8 images)"
