@@ -8,6 +8,8 @@ trials) and with 3 start-up trials, and random search; each over 20 search seeds
 runs exist (the zoo's seeds, eval/fmnist_results.csv, and eval/tuner/full_runs.csv).
 
     .venv/bin/python bench/tuner.py [--grid eval/tuner/grid_resnet18_fixnorm_trials.jsonl] [--target 0.2]
+    .venv/bin/python bench/tuner.py --grid eval/tuner/grid_mobilenetv2_050_fixnorm_trials.jsonl \
+        --start fc_norm=4,lr=0.05 --no-full-runs       (the second surface; bench/tuner_grid.sh records both)
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def main() -> int:
     )
     ap.add_argument("--seeds", type=int, default=20, help="search seeds for TPE and random")
     ap.add_argument("--start", default="fc_norm=8,lr=0.1", help="ours starts at the recipe's values")
+    ap.add_argument("--full-runs", action=argparse.BooleanOptionalAction, default=True,
+                    help="also print proxy vs full-run scores (the ResNet grid's and the zoo's full runs)")  # fmt: skip
     args = ap.parse_args()
 
     table, space = load_grid(Path(args.grid))
@@ -147,16 +151,17 @@ def main() -> int:
             f"ours / random = {ours / stat(results['random']):.2f}"
         )
 
-    _proxy_vs_full()
+    if args.full_runs:
+        _proxy_vs_full()
     return 0
 
 
 def _proxy_vs_full() -> None:
     """Proxy score vs full-run test top-1, the premise of short proxies. Two sets, each ranked on its own (proxy
     scores compare only within one model): (1) over the reference grid: the full 10-epoch run of the grid's own
-    model at sampled grid points (eval/fmnist_grid_full_runs.sh -> eval/tuner/grid_full_runs.csv); (2) per zoo
+    model at sampled grid points (eval/fmnist_proxy_check.py --grid -> eval/tuner/grid_full_runs.csv); (2) per zoo
     family: the tuned point of each recipe (eval/tuner/RECIPE_best.yaml; full runs: the seeds in
-    eval/fmnist_results.csv, averaged) and the extra points of eval/tuner/full_runs.csv (eval/fmnist_proxy_check.sh).
+    eval/fmnist_results.csv, averaged) and the extra points of eval/tuner/full_runs.csv (eval/fmnist_proxy_check.py).
     All use one proxy (1 epoch on 20,000 images, scored on 10,000 held-out training images)."""
     import csv
 

@@ -44,14 +44,18 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    any_positive_lr = False
     for label, run in run_dirs.items():
         rows = [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines()]
         epochs = [r["epoch"] for r in rows]
-        axes[0].plot(epochs, [r.get("eff_lr_invariant") for r in rows], marker="o", label=label)
+        eff_lr = [r.get("eff_lr_invariant") for r in rows]
+        any_positive_lr |= any(v is not None and v > 0 for v in eff_lr)
+        axes[0].plot(epochs, eff_lr, marker="o", label=label)
         axes[1].plot(epochs, [r.get("fc_norm") for r in rows], marker="o", label=label)
         axes[2].plot(epochs, [r["top1"] for r in rows], marker="o", label=label)
-    axes[0].set(xlabel="epoch (value at its end)", ylabel="lr / ||W||^2 (median)", yscale="log",
-                title="effective LR, scale-invariant weights")  # fmt: skip
+    # log scale only where there is something to scale: a 1-epoch cosine run ends at LR 0
+    axes[0].set(xlabel="epoch (value at its end)", ylabel="lr / ||W||^2 (median)",
+                yscale="log" if any_positive_lr else "linear", title="effective LR, scale-invariant weights")  # fmt: skip
     axes[1].set(xlabel="epoch", ylabel="||W_fc||", title="classifier norm")
     axes[2].set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
     for ax in axes:
