@@ -96,7 +96,7 @@ def main() -> int:
     )
     print(
         f"ours from the recipe's values {args.start}: {trials_to_target(recipe_start, target)} trial(s) to the target "
-        f"(the recipe start is already near the optimum, so below ours also starts from every lattice point)"
+        f"(one start tells little, so below ours also starts from every lattice point)"
     )
     configs = {
         "ours (fixnorm)": ("fixnorm", {}),

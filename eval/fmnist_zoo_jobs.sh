@@ -37,6 +37,8 @@ OMP_NUM_THREADS=2 .venv/bin/python eval/fmnist_proxy_check.py resnet18_fixnorm f
 # the 94.9% target: both at 18 epochs, the most that fits the 30-minute limit (~1.5 min an epoch on 2 idle cores)
 OMP_NUM_THREADS=2 .venv/bin/python eval/fmnist_proxy_check.py resnet18_fixnorm fc_norm=4,invariant_norm=5,lr=0.1,epochs=18
 OMP_NUM_THREADS=2 .venv/bin/python eval/fmnist_proxy_check.py resnet18_wd weight_decay=0.001,lr=0.1,epochs=18
+# FixNorm re-set to the 18-epoch weight-decay run's regime: its effective LR peaks at 6.3e-3 there (0.1/4^2 = 6.25e-3)
+OMP_NUM_THREADS=2 .venv/bin/python eval/fmnist_proxy_check.py resnet18_fixnorm fc_norm=4,invariant_norm=4,lr=0.1,epochs=18
 tune_pair mobilenetv2_050 5
 tune_pair tinynet_e 5
 runs_pair mobilenetv2_050 0
