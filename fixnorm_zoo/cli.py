@@ -240,11 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 def _is_main_process() -> bool:
     """Under torchrun or ``accelerate launch`` every process runs the command: only rank 0 prints the result, so
     the output reads the same as a one-process run's (and several writers cannot interleave on one pipe)."""
-    if "torch" not in sys.modules:
-        return True
-    import torch.distributed as dist
+    from fixnorm_zoo.tuning import is_main_process
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return is_main_process()
 
 
 def _destroy_process_group(*, barrier: bool) -> None:

@@ -280,7 +280,7 @@ class TrialLog:
             self._append({"meta": meta})  # main process only
 
     def _append(self, record: dict[str, Any]) -> None:
-        if not _is_main_process():  # under torchrun/accelerate every rank runs the search; one writes
+        if not is_main_process():  # under torchrun/accelerate every rank runs the search; one writes
             return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -292,7 +292,9 @@ class TrialLog:
         self._append(record)
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
+    """Rank 0, or the only process. Read from ``RANK``, which torchrun and ``accelerate launch`` set before the
+    process starts, so it needs no torch import and holds before and after the process group exists."""
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -314,7 +316,7 @@ def _run_trial(
         trial_recipe = load_recipe(recipe.to_dict(), overrides={**proxy, **params})
         # a trial killed half-way continues from its last complete checkpoint, or starts over without one
         resume = _latest_checkpoint(run_dir) is not None
-        if not resume and run_dir.exists() and _is_main_process():
+        if not resume and run_dir.exists() and is_main_process():
             shutil.rmtree(run_dir, ignore_errors=True)
         summary = train(trial_recipe, output_dir=run_dir, resume=resume, progress=progress)
         record.update(status="ok", score=summary["top1"], top5=summary["top5"])
@@ -391,7 +393,7 @@ def tune(
         raise TrainingDiverged(f"no trial finished (see {out / TRIALS_FILE})")
     best_params, best_score = max(ok, key=lambda t: t[1])
     records = [log.records[param_key(p)] for p, _ in order]
-    if _is_main_process():
+    if is_main_process():
         _write_outputs(out, records, best_params, knobs, recipe_ref or recipe.name)
     return {"best": best_params, "score": best_score, "trials": records, "output_dir": str(out)}
 
