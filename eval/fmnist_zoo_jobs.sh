@@ -13,14 +13,14 @@ tune_pair() { pair tune_one "$1" "$2"; }
 tune_one() { eval/fmnist_tune.sh "$1_$3" "$2"; }
 runs_pair() { pair runs_one "$1" "$2"; }
 runs_one() { eval/fmnist_full_runs.sh "$1_$3:$2"; }
-demo_record() {  # the 2-epoch demo recipes, recorded for `make demo` (eval/fmnist_demo.csv)
+demo_record() {  # the 2-epoch demo recipes, recorded for `make demo` (fixnorm_zoo/demo_recorded.csv)
   local m=$1 dir=runs/demo_record/demo_$1 resume=()
   if [ ! -f "$dir/summary.json" ]; then
     [ -d "$dir/checkpoints" ] && resume=(--resume)
     OMP_NUM_THREADS=2 .venv/bin/fixnorm-zoo train "fashion_mnist/demo_$m" --output "$dir" --no-progress "${resume[@]}"
   fi
-  grep -q "^fmnist_demo_$m," eval/fmnist_demo.csv 2>/dev/null ||
-    .venv/bin/fixnorm-zoo eval "$dir" --data fashion_mnist --results-csv eval/fmnist_demo.csv
+  grep -q "^fmnist_demo_$m," fixnorm_zoo/demo_recorded.csv 2>/dev/null ||
+    .venv/bin/fixnorm-zoo eval "$dir" --data fashion_mnist --results-csv fixnorm_zoo/demo_recorded.csv
 }
 demo_record fixnorm
 demo_record wd

@@ -1,12 +1,13 @@
-"""Model cards: the repo's ``README.md`` rendered from ``model_cards/fixnorm_model.md`` with huggingface_hub's
+"""Model cards: the repo's ``README.md`` rendered from the package's ``templates/model_card.md`` with huggingface_hub's
 ``ModelCard`` (Hub YAML metadata with a ``model-index`` of the measured results)."""
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "fixnorm_model.md"
+TEMPLATE = Path(str(importlib.resources.files("fixnorm_zoo").joinpath("templates", "model_card.md")))
 DATASETS = {
     "fashion_mnist": ("Fashion-MNIST", "zalando-datasets/fashion_mnist"),
     "imagenet": ("ImageNet-1k", "ILSVRC/imagenet-1k"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import os
 import sys
 from pathlib import Path
 
@@ -80,9 +82,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from fixnorm_zoo.registry import list_models, model_info
+    if args.recipes:
+        from fixnorm_zoo.recipe import shipped_recipes
 
-    rows = [model_info(n) for n in list_models(args.pattern)]
+        for ref in shipped_recipes():
+            if fnmatch.fnmatchcase(ref, args.pattern) or fnmatch.fnmatchcase(
+                ref.rpartition("/")[2], args.pattern
+            ):
+                print(ref)
+        return 0
+    from fixnorm_zoo.registry import Registry
+
+    reg = Registry(args.registry)
+    rows = [reg.get(n) for n in reg.names(args.pattern, pretrained=args.pretrained)]
     head = (
         "name",
         "architecture",
@@ -109,9 +121,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    from fixnorm_zoo.registry import model_info
+    from fixnorm_zoo.registry import Registry
 
-    info = model_info(args.name)
+    info = Registry(args.registry).get(args.name)
     print(json.dumps(info.to_dict(), indent=2))
     if info.status == "recipe":
         print(f"no weights published yet; train them with: {info.train_command}")
@@ -122,7 +134,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from fixnorm_zoo.publish import publish
 
     result = publish(args.run_dir, repo_id=args.repo_id, name=args.name, dry_run=args.dry_run, mirror=args.mirror,
-                     private=args.private, twin=args.twin, data=args.data, registry=args.registry)  # fmt: skip
+                     private=args.private, twin=args.twin, data=args.data, registry=args.registry,
+                     replace=args.replace)  # fmt: skip
     print(f"{result['name']}: re-measured top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}%")
     print(f"model.safetensors {result['size']} bytes sha256 {result['sha256']}")
     if args.dry_run:
@@ -131,6 +144,20 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         print(f"uploaded {args.repo_id} at commit {result['revision']}; registry updated")
     else:
         print(f"copied to the mirror {result['folder']}; registry updated")
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.hub import push_release
+    from fixnorm_zoo.registry import Registry
+
+    pushed = push_release(args.release, registry=Registry(args.registry), names=args.name or None)
+    for row in pushed:
+        print(
+            f"{row['name']}: pushed {args.release}/{row['repo_id']} to the Hub, pinned commit {row['revision']}"
+        )
+    if not pushed:
+        print(f"nothing to push: no published zoo entry has a folder under {args.release}")
     return 0
 
 
@@ -171,13 +198,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-csv", help="append the row (timm's results columns) to this CSV")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("list", help="the zoo's models, a table")
+    p = sub.add_parser("list", help="the zoo's models, a table (or the shipped recipes)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
+    p.add_argument("--pretrained", action="store_true", help="only models with published weights")
+    p.add_argument("--recipes", action="store_true", help="list the recipes shipped with the package instead")
+    p.add_argument("--registry", help="registry file (default: the package's zoo.json)")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("info", help="one zoo model's registry entry")
     p.add_argument("name")
+    p.add_argument("--registry", help="registry file (default: the package's zoo.json)")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "push", help="upload a release folder's published models to the Hub and pin their commits"
+    )
+    p.add_argument(
+        "release", help="a folder in the Hub's layout, ORG/NAME/... (this repository's zoo_mirror)"
+    )
+    p.add_argument(
+        "--name", action="append", help="only this zoo model (repeatable; default: every one found)"
+    )
+    p.add_argument("--registry", help="registry file to pin the commits in (default: the package's zoo.json)")
+    p.set_defaults(func=_cmd_push)
 
     p = sub.add_parser("publish", help="re-verify a finished run, then publish it with its model card")
     p.add_argument("run_dir")
@@ -194,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="evaluation data for the re-check (default: the recipe's dataset)")
     p.add_argument("--registry", help="registry file to update (default: the package's zoo.json)")
+    p.add_argument(
+        "--replace", action="store_true", help="allow replacing an entry that has published weights"
+    )
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("tune", help="search LR and fc_norm (or weight_decay) on short proxy runs")
@@ -224,40 +270,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (also FIXNORM_ZOO_DEBUG=1)"
+    )
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("FIXNORM_ZOO_DEBUG") == "1"
     finished = False
     try:
         code = args.func(args)
         finished = True
         return code
-    except (FixNormZooError, FileExistsError, FileNotFoundError) as e:
+    except (FixNormZooError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        if debug:
+            raise
         print(f"fixnorm-zoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only folder: the user's to fix, not a bug
+        if debug or e.errno is None:  # errno None: not a file-system error (an HTTP error, say)
+            raise
+        print(f"fixnorm-zoo {args.command}: error: {e.strerror or e} ({e.filename or 'no file named'}): free space "
+              "or pick a writable location, then run the command again", file=sys.stderr)  # fmt: skip
+        return 2
     finally:
-        _destroy_process_group(barrier=finished)
+        _end_processes(barrier=finished)
 
 
 def _is_main_process() -> bool:
     """Under torchrun or ``accelerate launch`` every process runs the command: only rank 0 prints the result, so
-    the output reads the same as a one-process run's (and several writers cannot interleave on one pipe)."""
-    from fixnorm_zoo.tuning import is_main_process
+    the output reads the same as a one-process run's (and several writers cannot interleave on one pipe). The
+    commands that print this way have built an ``Accelerator``, whose state answers."""
+    from accelerate import PartialState
 
-    return is_main_process()
+    return PartialState().is_main_process
 
 
-def _destroy_process_group(*, barrier: bool) -> None:
-    """Tear down gloo/NCCL before exit: left to interpreter shutdown, gloo can abort with 'terminate called'.
+def _end_processes(*, barrier: bool) -> None:
+    """Tear the process group down once, through accelerate, before exit (left to interpreter shutdown, gloo can
+    abort with 'terminate called'). After a finished command, a barrier first: a rank that tears its connections
+    down while its peer still uses them can abort the peer. Not after an error: the other ranks may never reach
+    the barrier, and this rank must exit so that the launcher stops them."""
+    if "accelerate" not in sys.modules:
+        return
+    from accelerate.state import PartialState, is_initialized
 
-    After a finished command, a barrier first: a rank that tears its connections down while its peer is still
-    using them can abort the peer. Not after an error: the other ranks may never reach the barrier, and this rank
-    must exit so that the launcher stops them."""
-    if "torch" in sys.modules:
+    if not is_initialized():
+        return
+    state = PartialState()
+    if state.use_distributed:
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            if barrier:
-                dist.barrier()
-            dist.destroy_process_group()
+        if barrier and dist.is_initialized():
+            state.wait_for_everyone()
+        state.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ PNG grid, and print the accuracy next to the weight-decay twin's recorded number
 from __future__ import annotations
 
 import csv
-import os
+import importlib.resources
 import shutil
 import time
 from pathlib import Path
@@ -18,11 +18,13 @@ DEMO_RECIPE = "fashion_mnist/demo_fixnorm"
 TWIN_RECIPE = "fashion_mnist/demo_wd"
 DEMO_NAME = "fmnist_demo"
 DEMO_REPO = "fixnorm-zoo/fmnist_demo"
-RECORDED = Path(__file__).resolve().parent.parent / "eval" / "fmnist_demo.csv"
+MARKER = ".fixnorm_demo"
+RECORDED = Path(str(importlib.resources.files("fixnorm_zoo").joinpath("demo_recorded.csv")))
+"""The weight-decay twin's measured row, shipped with the package (written by eval/fmnist_zoo_jobs.sh demo_record)."""
 
 
 def _recorded_twin() -> dict | None:
-    """The weight-decay twin's measured row (eval/fmnist_demo.csv, written by the command in eval/README.md)."""
+    """The weight-decay twin's measured row (``demo_recorded.csv`` in the package, written by eval/fmnist_zoo_jobs.sh)."""
     if not RECORDED.is_file():
         return None
     with open(RECORDED) as f:
@@ -64,6 +66,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
 def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict | None = None) -> dict:
     """Train, evaluate, publish to ``output_dir/hub``, load back, draw predictions; print what was written.
     ``overrides`` change the demo recipe (the tests shrink it)."""
+    from fixnorm_zoo.errors import FixNormZooError
     from fixnorm_zoo.evaluate import evaluate
     from fixnorm_zoo.publish import publish
     from fixnorm_zoo.recipe import load_recipe
@@ -77,9 +80,16 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
         output_dir / "hub",
         output_dir / "zoo.json",
     )
-    for p in (run_dir, mirror):
+    marker = output_dir / MARKER
+    if output_dir.exists() and any(output_dir.iterdir()) and not marker.is_file():
+        raise FixNormZooError(
+            f"--output {output_dir}: the folder exists and was not made by an earlier demo; the demo writes only "
+            "into a new or empty folder, or one it made before. Name another folder."
+        )
+    for p in (run_dir, mirror):  # an earlier demo's own outputs (the marker says this folder is the demo's)
         shutil.rmtree(p, ignore_errors=True)
     output_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by fixnorm-zoo demo; its next run replaces this folder's demo outputs\n")
     shutil.copyfile(REGISTRY_FILE, registry)
 
     print(f"[1/5] train {DEMO_RECIPE} -> {run_dir}")
@@ -93,7 +103,7 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     print(f"      top-1 {row['top1']:.2f}%  top-5 {row['top5']:.2f}%  ({row['model']}, {row['img_size']} px)")
     print(f"[3/5] publish (re-check, model card, safetensors) to the local Hub mirror {mirror}")
     published = publish(
-        run_dir, repo_id=DEMO_REPO, name=DEMO_NAME, mirror=mirror, registry=registry, data=data
+        run_dir, repo_id=DEMO_REPO, name=DEMO_NAME, mirror=mirror, registry=registry, data=data, replace=True
     )
     print(
         f"      {DEMO_REPO}: sha256 {published['sha256'][:16]}..., registry entry '{DEMO_NAME}' in {registry}"
@@ -102,17 +112,8 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     print("[4/5] load it back: fixnorm_zoo.load('fmnist_demo') (registry + mirror, sha256 checked)")
     from fixnorm_zoo.loading import get_transforms, load
 
-    saved = {k: os.environ.get(k) for k in ("FIXNORM_ZOO_REGISTRY", "FIXNORM_ZOO_HUB")}
-    os.environ["FIXNORM_ZOO_REGISTRY"], os.environ["FIXNORM_ZOO_HUB"] = str(registry), str(mirror)
-    try:
-        model = load(DEMO_NAME)
-        transform = get_transforms(DEMO_NAME)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    model = load(DEMO_NAME, registry=registry, mirror=mirror)
+    transform = get_transforms(DEMO_NAME, registry=registry)
     grid = output_dir / "predictions.png"
     print(f"[5/5] classify test images -> {grid}")
     grid_acc = _prediction_grid(model, transform, grid, data_dir=data_dir)
@@ -124,7 +125,7 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     print(f"  FixNorm (this run, re-measured at publish)      {published['top1']:6.2f}%   "
           f"({summary['train_time_s']:.0f} s training)")  # fmt: skip
     if twin:
-        print(f"  weight-decay twin (recorded, eval/fmnist_demo.csv) {float(twin['top1']):6.2f}%   "
+        print(f"  weight-decay twin (recorded, demo_recorded.csv) {float(twin['top1']):6.2f}%   "
               f"(fixnorm-zoo train {TWIN_RECIPE})")  # fmt: skip
     print(f"  prediction grid: {grid_acc:.0f}% of its 24 test images right")
     print(f"Total wall time: {total:.0f} s")

@@ -23,3 +23,7 @@ class TrainingDiverged(FixNormZooError, FloatingPointError):
 
 class UnknownModelError(FixNormZooError, LookupError):
     """A zoo name that does not exist; the message lists close matches."""
+
+
+class IntegrityError(FixNormZooError):
+    """A weights file's sha256 differs from the registry's: the file is refused, never loaded."""

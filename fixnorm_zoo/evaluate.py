@@ -91,13 +91,15 @@ def results_row(
     }
 
 
-def _load_run(run_dir: Path) -> tuple[nn.Module, dict[str, Any], str]:
-    """A run directory's model with its final (EMA where used) weights, strict key match."""
+def load_run(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
+    """A run directory's model with its final (EMA where used) weights, strict key match; returns
+    ``(model, eval config, run name)``."""
     from safetensors.torch import load_file
 
     from fixnorm_zoo.models import create_model, eval_config
     from fixnorm_zoo.recipe import load_recipe
 
+    run_dir = Path(run_dir)
     recipe = load_recipe(str(run_dir / "recipe.yaml"))
     weights = run_dir / "weights_ema.safetensors"
     if not weights.is_file():
@@ -109,22 +111,33 @@ def _load_run(run_dir: Path) -> tuple[nn.Module, dict[str, Any], str]:
     return model, eval_config(recipe), recipe.name
 
 
-def _load_hub(name: str) -> tuple[nn.Module, dict[str, Any], str]:
+def load_source(source: str) -> tuple[nn.Module, dict[str, Any], str]:
+    """What ``fixnorm-zoo eval`` evaluates: a zoo name or ``hf-hub:`` id of a zoo repo (through the registry:
+    pinned, sha256-checked), any other ``hf-hub:ORG/NAME`` (timm), or a run directory. A zoo name wins over a
+    folder of the same name in the working directory; ``./NAME`` names the folder."""
     import timm
     from timm.data import resolve_data_config
 
-    model = timm.create_model(name, pretrained=True)
-    cfg = resolve_data_config({}, model=model)
-    cfg["num_classes"] = model.num_classes
-    return model, cfg, name.removeprefix("hf-hub:")
+    from fixnorm_zoo.errors import UnknownModelError
+    from fixnorm_zoo.loading import load, pretrained_cfg_of, resolve_info
 
+    is_path = source.startswith((".", "/")) or source.endswith("/")
+    if not is_path:
+        try:
+            info = resolve_info(source)
+        except UnknownModelError:
+            if not source.startswith("hf-hub:") and not Path(source).is_dir():
+                raise
+        else:
+            return load(info.name), {**pretrained_cfg_of(info), "num_classes": info.num_classes}, info.name
+    if source.startswith("hf-hub:"):
+        import fixnorm_zoo.architectures  # noqa: F401  (a zoo repo of a small-input model)
 
-def _load_zoo(name: str) -> tuple[nn.Module, dict[str, Any], str]:
-    from fixnorm_zoo.loading import _pretrained_cfg, load
-    from fixnorm_zoo.registry import model_info
-
-    info = model_info(name)
-    return load(info.name), _pretrained_cfg(info), info.name
+        model = timm.create_model(source, pretrained=True)
+        cfg = resolve_data_config({}, model=model)
+        cfg["num_classes"] = model.num_classes
+        return model, cfg, source.removeprefix("hf-hub:")
+    return load_run(Path(source))
 
 
 def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: int, accelerator: Accelerator):
@@ -184,12 +197,7 @@ def evaluate(
     from fixnorm_zoo.errors import DataError
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    if source.startswith("hf-hub:"):
-        model, cfg, name = _load_hub(source)
-    elif Path(source).is_dir():
-        model, cfg, name = _load_run(Path(source))
-    else:
-        model, cfg, name = _load_zoo(source)
+    model, cfg, name = load_source(source)
     batches, disjoint, num_classes = _batches_for(data, cfg, batch_size=batch_size, workers=workers,
                                                   accelerator=accelerator)  # fmt: skip
     if num_classes != cfg["num_classes"]:

@@ -161,27 +161,41 @@ def param_roles(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _resolve_base(base_optimizer: str | type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+def _resolve_base(
+    base_optimizer: str | type[torch.optim.Optimizer],
+) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """The base optimizer class and the defaults its name implies: a class as given; a ``torch.optim`` name
+    (``"sgd"``, ``"adamw"``...); else a timm optimizer name (``"momentum"``, ``"rmsproptf"``, ``"lamb"``...,
+    through timm's optimizer registry, with the defaults timm binds to that name, e.g. ``nesterov=True``)."""
     if isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer):
-        return base_optimizer
-    if isinstance(base_optimizer, str):
-        names = {
-            n.lower(): getattr(torch.optim, n)
-            for n in dir(torch.optim)
-            if isinstance(getattr(torch.optim, n), type)
-            and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
-            and n != "Optimizer"
-        }
-        cls = names.get(base_optimizer.lower())
-        if cls is None:
-            raise ValueError(
-                f"base_optimizer={base_optimizer!r} is not a torch.optim optimizer; choose one of {sorted(names)}"
-                " or pass an Optimizer class"
-            )
-        return cls
-    raise TypeError(
-        f"base_optimizer must be a torch.optim.Optimizer subclass or its name, got {base_optimizer!r}"
-    )
+        return base_optimizer, {}
+    if not isinstance(base_optimizer, str):
+        raise TypeError(
+            f"base_optimizer must be a torch.optim.Optimizer subclass or its name, got {base_optimizer!r}"
+        )
+    names = {
+        n.lower(): getattr(torch.optim, n)
+        for n in dir(torch.optim)
+        if isinstance(getattr(torch.optim, n), type)
+        and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+        and n != "Optimizer"
+    }
+    cls = names.get(base_optimizer.lower())
+    if cls is not None:
+        return cls, {}
+    from timm.optim import get_optimizer_info, list_optimizers  # only for names torch does not have
+
+    timm_names = list_optimizers()
+    if base_optimizer.lower() not in timm_names:
+        raise ValueError(
+            f"base_optimizer={base_optimizer!r} is neither a torch.optim nor a timm optimizer; choose one of "
+            f"{sorted(names)} or timm's {timm_names}, or pass an Optimizer class"
+        )
+    info = get_optimizer_info(base_optimizer.lower())
+    defaults = dict(info.defaults or {})
+    if "momentum" in inspect.signature(info.opt_class.__init__).parameters:
+        defaults.setdefault("momentum", 0.9)  # as timm's create_optimizer_v2 passes it
+    return info.opt_class, defaults
 
 
 def _check_base_kwargs(cls: type[torch.optim.Optimizer], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -259,13 +273,19 @@ class FixNorm(torch.optim.Optimizer):
                 )
         if fc_norm_mode not in FC_NORM_MODES:
             raise ValueError(f"fc_norm_mode={fc_norm_mode!r}: choose one of {FC_NORM_MODES}")
-        base_cls = _resolve_base(base_optimizer)
-        base_kwargs = _check_base_kwargs(base_cls, base_kwargs)
+        base_cls, name_defaults = _resolve_base(base_optimizer)
+        base_kwargs = _check_base_kwargs(base_cls, {**name_defaults, **base_kwargs})
         if roles is None:
             roles = param_roles(model, classifier=classifier, example_input=example_input)
         bad = {n: r for n, r in roles.items() if r not in ROLES}
         if bad:
             raise ValueError(f"unknown roles {bad}; allowed roles are {ROLES}")
+        if fc_norm is not None and CLASSIFIER not in roles.values():
+            raise ValueError(
+                f"fc_norm={fc_norm!r} given, but no classifier was found in {type(model).__name__} (it has no timm "
+                "get_classifier()): name it with classifier='fc' (a submodule name) or classifier=module, or drop "
+                "fc_norm"
+            )
 
         named = dict(model.named_parameters())
         groups = []

@@ -1,9 +1,13 @@
 """Weights in and out of the Hugging Face Hub (or a local mirror of it), checked by sha256.
 
 Downloads go through huggingface_hub (its cache, progress bars, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens) at
-the registry's pinned commit; the file's full sha256 is compared with the registry's before anything reads it, and
-only safetensors are ever loaded. ``FIXNORM_ZOO_HUB=/dir`` serves the same repos from a folder
-(``/dir/ORG/NAME/model.safetensors``, ``config.json``, ``README.md``) for air-gapped clusters and for ``make demo``.
+the registry's pinned commit. The file is read once, its full sha256 compared with the registry's, and those same
+bytes are what gets deserialized (hashing the file and opening it again would let a swap in between through). Only
+safetensors are ever loaded.
+
+A mirror is a folder in the Hub's layout (``MIRROR/ORG/NAME/model.safetensors``, ``config.json``, ``README.md``)
+that the user names: ``mirror=`` / ``--mirror``, or ``FIXNORM_ZOO_HUB``. Air-gapped clusters use one; so does this
+repository's release folder ``zoo_mirror/``, which :func:`push_release` uploads to the Hub and pins.
 """
 
 from __future__ import annotations
@@ -11,18 +15,16 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fixnorm_zoo.errors import FixNormZooError
+from fixnorm_zoo.errors import FixNormZooError, IntegrityError
 from fixnorm_zoo.registry import ModelInfo
 
+if TYPE_CHECKING:
+    from fixnorm_zoo.registry import Registry
+
 MIRROR_ENV = "FIXNORM_ZOO_HUB"
-BUNDLED_MIRROR = Path(__file__).resolve().parent.parent / "zoo_mirror"
-"""The Fashion-MNIST zoo's weights, committed with the repository (a mirror in the Hub's layout); used for entries
-published to a local mirror only (no pinned Hub revision) when ``FIXNORM_ZOO_HUB`` is not set."""
-
-
-class IntegrityError(FixNormZooError):
-    """A downloaded file's sha256 differs from the registry's: the file is refused, never loaded."""
+WEIGHTS_FILE = "model.safetensors"
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -34,8 +36,33 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def mirror_dir() -> Path | None:
-    value = os.environ.get(MIRROR_ENV)
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` if it is a valid Hub ``ORG/NAME`` (huggingface_hub's own rule), else a :class:`FixNormZooError`:
+    a valid id has no ``..``, no leading ``/`` and exactly one ``/``, so it cannot leave a mirror folder."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise FixNormZooError(f"repo id {repo_id!r} is not a Hub ORG/NAME: {e}") from e
+    if repo_id.count("/") != 1:
+        raise FixNormZooError(f"repo id {repo_id!r}: give it as ORG/NAME (e.g. fixnorm-zoo/fmnist_resnet9s)")
+    return repo_id
+
+
+def mirror_repo_dir(mirror: str | Path, repo_id: str) -> Path:
+    """``MIRROR/ORG/NAME`` for a valid repo id, checked to resolve inside the mirror."""
+    root = Path(mirror).resolve()
+    path = (root / check_repo_id(repo_id)).resolve()
+    if not path.is_relative_to(root):
+        raise FixNormZooError(f"repo id {repo_id!r} resolves outside the mirror {root}: refused")
+    return path
+
+
+def mirror_dir(mirror: str | Path | None = None) -> Path | None:
+    """The mirror to use: the argument, else ``$FIXNORM_ZOO_HUB``, else None (the Hub)."""
+    value = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     return Path(value) if value else None
 
 
@@ -45,49 +72,66 @@ def fetch_weights(
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool | None = None,
+    mirror: str | Path | None = None,
 ) -> Path:
-    """The local path of ``info``'s weights file, downloaded if needed and verified against the registry's sha256.
+    """The local path of ``info``'s weights file: in the mirror, or downloaded from the Hub at the pinned commit.
+    Not verified: :func:`read_verified_weights` reads and checks it.
 
     Raises:
         FixNormZooError: the entry has no published weights, or the file cannot be had (offline and not cached,
-            missing from the mirror, unknown repo or revision).
-        IntegrityError: the file's sha256 is not the registry's.
+            missing from the mirror, unknown repo or revision, a revision asked of a mirror).
     """
     hub = info.hub
     if info.status != "published" or not hub.sha256 or not hub.repo_id:
         raise FixNormZooError(
-            f"{info.name}: no weights are published yet (status {info.status!r}). Train them with: "
+            f"{info.name}: this zoo entry is a recipe, its weights are not published yet. Train them with: "
             f"{info.train_command} ; or build the architecture alone with pretrained=False"
         )
-    mirror = mirror_dir()
-    if (
-        mirror is None
-        and hub.revision is None
-        and revision is None
-        and (BUNDLED_MIRROR / hub.repo_id).is_dir()
-    ):
-        mirror = BUNDLED_MIRROR
-    if mirror is not None:
-        path = mirror / hub.repo_id / hub.filename
+    root = mirror_dir(mirror)
+    if root is not None:
+        if revision is not None:
+            raise FixNormZooError(
+                f"{info.name}: revision={revision!r} cannot be honoured by the mirror {root} (a mirror holds one "
+                f"version per repo); drop the revision, or unset {MIRROR_ENV} / mirror= to download from the Hub"
+            )
+        path = mirror_repo_dir(root, hub.repo_id) / hub.filename
         if not path.is_file():
             raise FixNormZooError(
-                f"{info.name}: {path} does not exist (the mirror {mirror} is used instead of the Hub: "
-                f"{MIRROR_ENV} is set, or the registry pins no Hub revision); copy the repo {hub.repo_id} there "
-                f"or point {MIRROR_ENV} at a mirror that has it"
+                f"{info.name}: {path} does not exist in the mirror {root}; copy the repo {hub.repo_id} there or "
+                f"name a mirror that has it (mirror= or {MIRROR_ENV})"
             )
-    else:
-        path = _download(info, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-    digest = sha256_file(path)
-    if digest != hub.sha256:
-        raise IntegrityError(
-            f"{info.name}: refusing to load {path}: its sha256 is {digest} but the registry pins {hub.sha256} "
-            f"(revision {revision or hub.revision}). The file was corrupted or replaced; delete it from the cache "
-            "and download again, and report it if it persists."
+        return path
+    if (revision or hub.revision) is None:
+        raise FixNormZooError(
+            f"{info.name}: its weights are in a release folder, not yet pushed to the Hub (the registry pins no Hub "
+            f"revision). Name a folder holding {hub.repo_id}/: mirror=DIR or {MIRROR_ENV}=DIR (a checkout of "
+            "fixnorm_zoo has them in zoo_mirror/)"
         )
-    return Path(path)
+    return _download(
+        info, revision=revision or hub.revision, cache_dir=cache_dir, local_files_only=local_files_only
+    )
 
 
-def _download(info: ModelInfo, *, revision, cache_dir, local_files_only) -> Path:
+def read_verified_weights(info: ModelInfo, **fetch_kwargs) -> bytes:
+    """The weights file's bytes, read once and checked against the registry's sha256 (pass them to
+    ``safetensors.torch.load``). Arguments as :func:`fetch_weights`.
+
+    Raises:
+        IntegrityError: the bytes' sha256 is not the registry's (both hashes and the file are named).
+    """
+    path = fetch_weights(info, **fetch_kwargs)
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != info.hub.sha256:
+        raise IntegrityError(
+            f"{info.name}: refusing to load {path}: its sha256 is {digest} but the registry pins {info.hub.sha256} "
+            f"(revision {fetch_kwargs.get('revision') or info.hub.revision}). The file was corrupted or replaced; "
+            "delete it from the cache (or mirror) and download again, and report it if it persists."
+        )
+    return data
+
+
+def _download(info: ModelInfo, *, revision: str, cache_dir, local_files_only) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -97,33 +141,60 @@ def _download(info: ModelInfo, *, revision, cache_dir, local_files_only) -> Path
     )
 
     hub = info.hub
-    rev = revision or hub.revision
-    if rev is None:
-        raise FixNormZooError(
-            f"{info.name}: the registry pins no Hub revision (published to a local mirror only): "
-            f"set {MIRROR_ENV} to the mirror directory"
-        )
     try:
-        return Path(
-            hf_hub_download(
-                hub.repo_id,
-                hub.filename,
-                revision=rev,
-                cache_dir=cache_dir,
-                local_files_only=bool(local_files_only),
-            )  # fmt: skip
-        )
+        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=revision, cache_dir=cache_dir,
+                                    local_files_only=bool(local_files_only)))  # fmt: skip
     except LocalEntryNotFoundError as e:
         raise FixNormZooError(
-            f"{info.name}: {hub.repo_id}@{rev[:12]}/{hub.filename} is not in the local cache and the Hub cannot be "
-            "reached or may not be used (HF_HUB_OFFLINE=1 or local_files_only=True). Download it once online, or "
-            f"set {MIRROR_ENV} to a mirror directory."
+            f"{info.name}: {hub.repo_id}@{revision[:12]}/{hub.filename} is not in the local cache and the Hub cannot "
+            "be reached or may not be used (HF_HUB_OFFLINE=1 or local_files_only=True). Download it once online, "
+            f"or name a mirror folder (mirror= or {MIRROR_ENV})."
         ) from e
     except RepositoryNotFoundError as e:
         raise FixNormZooError(
             f"{info.name}: Hub repo {hub.repo_id} not found (private without a token?)"
         ) from e
     except RevisionNotFoundError as e:
-        raise FixNormZooError(f"{info.name}: revision {rev} not found in {hub.repo_id}") from e
+        raise FixNormZooError(f"{info.name}: revision {revision} not found in {hub.repo_id}") from e
     except EntryNotFoundError as e:
-        raise FixNormZooError(f"{info.name}: {hub.filename} not found in {hub.repo_id}@{rev}") from e
+        raise FixNormZooError(f"{info.name}: {hub.filename} not found in {hub.repo_id}@{revision}") from e
+
+
+def push_release(release: str | Path, *, registry: Registry, names: list[str] | None = None) -> list[dict]:
+    """Upload the published entries kept in a release folder (``RELEASE/ORG/NAME/``) to the Hub and pin each one's
+    commit in the registry. Each folder's weights are checked against the registry's sha256 before the upload.
+
+    Args:
+        release: a folder in the Hub's layout (this repository's ``zoo_mirror/``).
+        registry: the registry whose entries are pushed and pinned.
+        names: only these zoo names (default: every published entry found in the folder).
+
+    Returns: one ``{"name", "repo_id", "revision"}`` per pushed repo.
+
+    Raises:
+        FixNormZooError: a repo folder is missing or its weights are not the registry's.
+    """
+    import dataclasses
+
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    pushed = []
+    for info in registry.models():
+        if info.status != "published" or (names is not None and info.name not in names):
+            continue
+        folder = mirror_repo_dir(release, info.hub.repo_id)
+        if not folder.is_dir():
+            if names is not None:
+                raise FixNormZooError(f"{info.name}: {folder} does not exist in the release folder {release}")
+            continue
+        digest = sha256_file(folder / info.hub.filename)
+        if digest != info.hub.sha256:
+            raise IntegrityError(f"{info.name}: {folder / info.hub.filename} has sha256 {digest}, the registry pins "
+                                 f"{info.hub.sha256}: not pushed")  # fmt: skip
+        api.create_repo(info.hub.repo_id, exist_ok=True)
+        commit = api.upload_folder(repo_id=info.hub.repo_id, folder_path=str(folder),
+                                   commit_message=f"fixnorm_zoo: {info.name} (top-1 {info.top1}%)")  # fmt: skip
+        registry.upsert(dataclasses.replace(info, hub=dataclasses.replace(info.hub, revision=commit.oid)))
+        pushed.append({"name": info.name, "repo_id": info.hub.repo_id, "revision": commit.oid})
+    return pushed

@@ -1,8 +1,9 @@
 """``fixnorm_zoo.load(name)``: a zoo model as a ready, eval-mode timm model with verified weights.
 
-The model is built from the registry (a stock timm architecture + ``model_args``), its eval preprocessing set as
-timm's ``pretrained_cfg`` (so ``timm.data.resolve_data_config(model=model)`` and ``get_transforms`` agree), and the
-weights come from :func:`fixnorm_zoo.hub.fetch_weights` (pinned revision, sha256 checked, safetensors only).
+The model is built from the registry (a timm architecture + ``model_args``) with its eval preprocessing as timm's
+``pretrained_cfg`` (so ``timm.data.resolve_data_config(model=model)``, timm's ``validate.py`` and
+``get_transforms`` agree), and the weights come from :func:`fixnorm_zoo.hub.read_verified_weights` (pinned
+revision, sha256 checked on the very bytes that are deserialized, safetensors only).
 """
 
 from __future__ import annotations
@@ -10,36 +11,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fixnorm_zoo.registry import ModelInfo, model_info
+from fixnorm_zoo.errors import FixNormZooError
+from fixnorm_zoo.registry import ModelInfo, Registry
 
 if TYPE_CHECKING:
     from torch import nn
 
+HF_HUB_PREFIX = "hf-hub:"
 
-def _pretrained_cfg(info: ModelInfo) -> dict:
-    ev = info.eval_setting
-    return {
-        "input_size": tuple(ev["input_size"]),
-        "crop_pct": ev["crop_pct"],
-        "crop_mode": ev.get("crop_mode", "center"),
-        "interpolation": ev["interpolation"],
-        "mean": tuple(ev["mean"]),
-        "std": tuple(ev["std"]),
-        "num_classes": info.num_classes,
-        "license": info.license,
-    }
+
+def pretrained_cfg_of(info: ModelInfo) -> dict:
+    """The entry's timm ``pretrained_cfg`` overlay: its eval setting, head, label names and license."""
+    from fixnorm_zoo.models import label_names_for, zoo_pretrained_cfg
+
+    return zoo_pretrained_cfg(info.eval_setting, num_classes=info.num_classes, license=info.license,
+                              label_names=label_names_for(info.dataset, info.num_classes))  # fmt: skip
 
 
 def build_model(info: ModelInfo) -> nn.Module:
     """The entry's architecture, randomly initialized, with its eval preprocessing as ``pretrained_cfg``."""
-    import timm
+    from fixnorm_zoo.models import build_timm_model
 
-    model = timm.create_model(info.architecture, pretrained=False, num_classes=info.num_classes,
-                              in_chans=info.in_chans, **info.model_args)  # fmt: skip
-    cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
-    cfg.update(_pretrained_cfg(info))
-    model.pretrained_cfg = cfg
-    return model
+    return build_timm_model(info.architecture, num_classes=info.num_classes, in_chans=info.in_chans,
+                            model_args=info.model_args, pretrained_cfg=pretrained_cfg_of(info))  # fmt: skip
+
+
+def resolve_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
+    """A zoo name, an alias, or ``hf-hub:ORG/NAME`` of a published zoo repo -> its registry entry.
+
+    Raises:
+        UnknownModelError: no such model (close matches listed), or no zoo entry publishes that Hub repo.
+    """
+    reg = registry or Registry()
+    if name.startswith(HF_HUB_PREFIX):
+        return reg.by_repo_id(name.removeprefix(HF_HUB_PREFIX))
+    return reg.get(name)
 
 
 def load(
@@ -50,44 +56,55 @@ def load(
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool | None = None,
+    mirror: str | Path | None = None,
+    registry: str | Path | None = None,
 ) -> nn.Module:
     """A zoo model in eval mode.
 
     Args:
-        name: a zoo name or alias (``fixnorm_zoo.list_models()``).
+        name: a zoo name or alias (``fixnorm_zoo.list_models()``), or ``hf-hub:ORG/NAME`` of a zoo repo (the
+            registry's sha256 pin still applies).
         pretrained: load the published weights (strict key match); False builds the architecture alone.
         num_classes: replace the classifier with a fresh one of this size (for fine-tuning) after loading.
         revision: a Hub revision holding the same file as the registry's pinned one (default: the pinned commit);
             the sha256 check still applies.
         cache_dir: huggingface_hub cache directory (default: its usual one).
         local_files_only: never touch the network (as ``HF_HUB_OFFLINE=1``).
+        mirror: a folder in the Hub's layout (``MIRROR/ORG/NAME/model.safetensors``) to read instead of the Hub
+            (default: ``$FIXNORM_ZOO_HUB`` when set).
+        registry: a registry file other than the package's ``zoo.json``.
 
     Raises:
         UnknownModelError: no such model (close matches listed).
-        FixNormZooError: no published weights yet (the message gives the training command), or the weights cannot
-            be had (offline without a cache, say).
+        FixNormZooError: no published weights yet (the message gives the training command), the weights cannot
+            be had (offline without a cache, say), or ``num_classes`` is not positive.
         IntegrityError: the weights file's sha256 differs from the registry's.
     """
-    info = model_info(name)
+    if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
+        raise FixNormZooError(
+            f"load(num_classes={num_classes!r}): give a positive number of classes, or None"
+        )
+    info = resolve_info(name, registry=Registry(registry) if registry else None)
     model = build_model(info)
     if pretrained:
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_safetensors
 
-        from fixnorm_zoo.hub import fetch_weights
+        from fixnorm_zoo.hub import read_verified_weights
 
-        path = fetch_weights(info, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        model.load_state_dict(load_file(str(path)), strict=True)
+        data = read_verified_weights(info, revision=revision, cache_dir=cache_dir,
+                                     local_files_only=local_files_only, mirror=mirror)  # fmt: skip
+        model.load_state_dict(load_safetensors(data), strict=True)
     if num_classes is not None and num_classes != info.num_classes:
         model.reset_classifier(num_classes)
         model.pretrained_cfg["num_classes"] = num_classes
+        model.pretrained_cfg.pop("label_names", None)
     return model.eval()
 
 
-def get_transforms(name: str):
-    """The eval transform of a zoo model (PIL image → normalized tensor), from its registry eval setting."""
-    from timm.data import create_transform
+def get_transforms(name: str, *, registry: str | Path | None = None):
+    """The eval transform of a zoo model (PIL image -> normalized tensor), built by timm from its eval setting."""
+    from timm.data import create_transform, resolve_data_config
 
-    cfg = _pretrained_cfg(model_info(name))
-    return create_transform(input_size=cfg["input_size"], is_training=False, crop_pct=cfg["crop_pct"],
-                            crop_mode=cfg["crop_mode"], interpolation=cfg["interpolation"], mean=cfg["mean"],
-                            std=cfg["std"])  # fmt: skip
+    info = resolve_info(name, registry=Registry(registry) if registry else None)
+    cfg = resolve_data_config(pretrained_cfg=pretrained_cfg_of(info))
+    return create_transform(**cfg, is_training=False)

@@ -1,17 +1,34 @@
-"""Build the timm model a recipe names, with its eval preprocessing attached as timm's ``pretrained_cfg``.
+"""Build the timm model a recipe or a zoo entry names, with its eval preprocessing as timm's ``pretrained_cfg``.
 
-Architectures are stock timm names plus ``model_args`` (never a custom registered class), so a published
-``config.json`` loads in plain timm without this package.
+Architectures are timm names plus ``model_args``: stock timm ones (a published ``config.json`` then loads in plain
+timm without this package) and the small-input family of :mod:`fixnorm_zoo.architectures`, which this module
+registers with timm before building.
+
+Why ``pretrained_cfg_overlay``: timm starts a model's ``pretrained_cfg`` from the architecture's ImageNet weights
+(3x224, bicubic, ImageNet mean/std, ``test_input_size``, ``hf_hub_id``...). Our models were trained and are scored
+with other settings, and timm's own tools (``resolve_data_config``, ``validate.py``, ``save_for_hf``) read that
+config; so every ImageNet-weights field is cleared at build time and the zoo's eval setting put in its place, and
+``model.pretrained_cfg`` and ``model.default_cfg`` agree with the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
 
     from fixnorm_zoo.recipe import Recipe
+
+# pretrained_cfg fields that describe timm's own (ImageNet) weights, not ours: cleared on every model we build
+_SOURCE_FIELDS_CLEARED = {
+    "url": None, "file": None, "hf_hub_id": None, "hf_hub_filename": None, "source": None, "tag": None,
+    "test_input_size": None, "test_crop_pct": None, "test_pool_size": None, "min_input_size": None,
+    "pool_size": None, "label_offset": None, "label_names": None, "label_descriptions": None,
+    "paper_ids": None, "paper_name": None, "origin_url": None, "notes": None, "description": None,
+}  # fmt: skip
+EVAL_KEYS = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
 
 
 def eval_config(recipe: Recipe) -> dict[str, Any]:
@@ -27,37 +44,78 @@ def eval_config(recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def create_model(recipe: Recipe) -> nn.Module:
-    """The recipe's timm model, randomly initialized, with ``pretrained_cfg`` set to the recipe's eval settings.
+def zoo_pretrained_cfg(
+    eval_setting: dict[str, Any],
+    *,
+    num_classes: int,
+    label_names: Sequence[str] | None = None,
+    license: str | None = "apache-2.0",
+) -> dict[str, Any]:
+    """The pretrained_cfg overlay of a zoo model: its eval setting, head and license, timm's source fields cleared."""
+    cfg: dict[str, Any] = {
+        **_SOURCE_FIELDS_CLEARED,
+        "input_size": tuple(eval_setting["input_size"]),
+        "crop_pct": float(eval_setting["crop_pct"]),
+        "crop_mode": eval_setting.get("crop_mode", "center"),
+        "interpolation": eval_setting["interpolation"],
+        "mean": tuple(eval_setting["mean"]),
+        "std": tuple(eval_setting["std"]),
+        "num_classes": num_classes,
+        "license": license,
+    }
+    if label_names is not None:
+        cfg["label_names"] = tuple(label_names)
+    return cfg
+
+
+def label_names_for(dataset: str, num_classes: int) -> tuple[str, ...] | None:
+    """Class names the zoo knows for a dataset (Fashion-MNIST's ten), when the head still has that many classes."""
+    if dataset == "fashion_mnist" and num_classes == 10:
+        from fixnorm_zoo.data import FASHION_MNIST_CLASSES
+
+        return FASHION_MNIST_CLASSES
+    return None
+
+
+def build_timm_model(
+    architecture: str,
+    *,
+    num_classes: int,
+    in_chans: int,
+    model_args: dict[str, Any],
+    pretrained_cfg: dict[str, Any],
+    **kwargs: Any,
+) -> nn.Module:
+    """``timm.create_model`` (no weights) with ``pretrained_cfg`` as the overlay; small-input models registered.
 
     Raises:
         RecipeError: timm does not know the architecture, or rejects a ``model_args`` key.
     """
     import timm
 
+    import fixnorm_zoo.architectures  # noqa: F401  (registers the small-input models with timm)
     from fixnorm_zoo.errors import RecipeError
 
-    if not timm.is_model(recipe.model):
+    if not timm.is_model(architecture):
         import difflib
 
-        close = difflib.get_close_matches(recipe.model, timm.list_models(), n=5)
-        raise RecipeError(
-            f"recipe field model={recipe.model!r} is not a timm architecture; close matches: {close}"
-        )
+        close = difflib.get_close_matches(architecture, timm.list_models(), n=5)
+        raise RecipeError(f"model={architecture!r} is not a timm architecture; close matches: {close}")
     try:
-        model = timm.create_model(
-            recipe.model,
-            num_classes=recipe.num_classes,
-            in_chans=recipe.in_chans,
-            drop_rate=recipe.drop_rate,
-            drop_path_rate=recipe.drop_path_rate or None,
-            **recipe.model_args,
-        )
+        return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=in_chans,
+                                 pretrained_cfg_overlay=pretrained_cfg, **kwargs, **model_args)  # fmt: skip
     except TypeError as e:
-        raise RecipeError(
-            f"recipe field model_args={recipe.model_args!r} rejected by timm {recipe.model!r}: {e}"
-        ) from e
-    cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
-    cfg.update(eval_config(recipe))
-    model.pretrained_cfg = cfg
-    return model
+        raise RecipeError(f"model_args={model_args!r} rejected by timm {architecture!r}: {e}") from e
+
+
+def create_model(recipe: Recipe) -> nn.Module:
+    """The recipe's timm model, randomly initialized, with ``pretrained_cfg`` set to the recipe's eval settings.
+
+    Raises:
+        RecipeError: timm does not know the architecture, or rejects a ``model_args`` key.
+    """
+    cfg = zoo_pretrained_cfg(eval_config(recipe), num_classes=recipe.num_classes,
+                             label_names=label_names_for(recipe.dataset, recipe.num_classes))  # fmt: skip
+    return build_timm_model(recipe.model, num_classes=recipe.num_classes, in_chans=recipe.in_chans,
+                            model_args=recipe.model_args, pretrained_cfg=cfg, drop_rate=recipe.drop_rate,
+                            drop_path_rate=recipe.drop_path_rate or None)  # fmt: skip

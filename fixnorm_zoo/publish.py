@@ -9,6 +9,7 @@ top-1 by more than ``tolerance`` points, or when an eval setting is unknown.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,36 +66,55 @@ def publish(
     data: str | None = None,
     tolerance: float = 0.1,
     registry: str | Path | None = None,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Verify, package and publish one run.
 
     Args:
         run_dir: a finished run directory (``summary.json``, ``recipe.yaml``, weights).
-        repo_id: ``ORG/NAME`` on the Hub (or under the mirror).
+        repo_id: ``ORG/NAME`` on the Hub (or under the mirror); checked with huggingface_hub's validator.
         name: the zoo name (default: the registry entry whose name or alias is the recipe's name, else that name).
-        dry_run: write the repo folder here and stop: no upload, no registry change.
+        dry_run: write the repo folder here (a new or empty folder) and stop: no upload, no registry change.
         mirror: copy the folder to ``MIRROR/ORG/NAME`` instead of uploading (default: ``$FIXNORM_ZOO_HUB`` if
             set, else the Hub).
         private: create the Hub repo private.
         twin: the weight-decay twin's run directory: its top-1 and a comparison plot go into the card.
         data: evaluation data for the gate (default: the recipe's dataset).
         tolerance: the largest allowed |re-measured - claimed| top-1, in points.
-        registry: the registry file to update (default: ``fixnorm_zoo.registry.registry_path()``).
+        registry: the registry file to look the entry up in and update (default: ``$FIXNORM_ZOO_REGISTRY``, else
+            the package's ``zoo.json``).
+        replace: allow replacing an entry that already has published weights.
 
     Returns: ``{"name", "repo_id", "revision", "sha256", "size", "top1", "top5", "folder"}``.
 
     Raises:
-        PublishRefused: the claim is not confirmed or cannot be checked.
+        PublishRefused: the claim is not confirmed or cannot be checked, or the publish would replace what it
+            must not (a published entry without ``replace``, a non-empty ``dry_run`` folder).
     """
     from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.hub import mirror_dir, sha256_file
+    from fixnorm_zoo.hub import check_repo_id, mirror_dir, mirror_repo_dir, sha256_file
+    from fixnorm_zoo.registry import ModelInfo, Registry
 
     run_dir = Path(run_dir)
     recipe, summary = _read_run(run_dir)
-    if "/" not in repo_id:
-        raise PublishRefused(f"--repo-id {repo_id!r}: expected ORG/NAME")
+    check_repo_id(repo_id)
+    reg = Registry(registry)
+    try:
+        existing = reg.get(name or recipe.name)
+    except UnknownModelError:
+        existing = None
+    zoo_name = existing.name if existing else (name or recipe.name)
+    if not dry_run and existing is not None and existing.status == "published" and not replace:
+        raise PublishRefused(
+            f"zoo entry {zoo_name!r} in {reg.path} already has published weights (top-1 {existing.top1}): pass "
+            "--replace to overwrite it, or --name NEW_NAME to publish beside it"
+        )
+    target = None if dry_run else mirror_dir(mirror)
+    dest = mirror_repo_dir(target, repo_id) if target is not None else None
+    if dry_run and Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):
+        raise PublishRefused(f"--dry-run {dry_run}: not a new or empty folder; name one that is")
     if twin is not None:
-        twin_summary = json.loads((Path(twin) / "summary.json").read_text())
+        twin_summary = _read_summary(Path(twin))
         if twin_summary.get("method") == recipe.method:
             raise PublishRefused(
                 f"--twin {twin}: its method is also {recipe.method!r}; a twin differs in the method"
@@ -108,65 +128,62 @@ def publish(
             f"(|difference| > {tolerance} point): not published. Were the weights or summary.json changed?"
         )
 
-    from fixnorm_zoo.registry import ModelInfo, model_info, registry_path, upsert
-
-    registry = Path(registry) if registry else registry_path()
+    recipe_ref = existing.recipe if existing else _recipe_ref(recipe)
+    staging_parent = dest.parent if dest is not None else None
+    if staging_parent is not None:
+        staging_parent.mkdir(parents=True, exist_ok=True)
+    folder = (
+        Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix=".fixnorm_publish_", dir=staging_parent))
+    )
     try:
-        existing = model_info(name or recipe.name)
-    except UnknownModelError:
-        existing = None
-    zoo_name = existing.name if existing else (name or recipe.name)
+        _write_repo_folder(run_dir, folder, recipe=recipe, summary=summary, measured=measured, repo_id=repo_id,
+                           zoo_name=zoo_name, existing=existing, twin=Path(twin) if twin else None,
+                           eval_data=eval_data, recipe_ref=recipe_ref)  # fmt: skip
+        weights = folder / "model.safetensors"
+        sha, size = sha256_file(weights), weights.stat().st_size
+        result = {"name": zoo_name, "repo_id": repo_id, "revision": None, "sha256": sha, "size": size,
+                  "top1": measured["top1"], "top5": measured["top5"], "folder": str(folder)}  # fmt: skip
+        if dry_run:
+            return result
+        if dest is not None:
+            _swap_into_place(folder, dest)
+            result["folder"] = str(dest)
+        else:
+            from huggingface_hub import HfApi
 
-    folder = Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix="fixnorm_publish_"))
-    _write_repo_folder(run_dir, folder, recipe=recipe, summary=summary, measured=measured, repo_id=repo_id,
-                       zoo_name=zoo_name, existing=existing, twin=Path(twin) if twin else None,
-                       eval_data=eval_data)  # fmt: skip
-    weights = folder / "model.safetensors"
-    sha, size = sha256_file(weights), weights.stat().st_size
-    result = {"name": zoo_name, "repo_id": repo_id, "revision": None, "sha256": sha, "size": size,
-              "top1": measured["top1"], "top5": measured["top5"], "folder": str(folder)}  # fmt: skip
-    if dry_run:
-        return result
-
-    target = Path(mirror) if mirror else mirror_dir()
-    if target is not None:
-        dest = target / repo_id
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(folder, tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-        result["folder"] = str(dest)
-    else:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder),
-                                   commit_message=f"fixnorm_zoo: {zoo_name} (top-1 {measured['top1']:.2f}%)")  # fmt: skip
-        result["revision"] = commit.oid
-        shutil.rmtree(folder, ignore_errors=True)
+            api = HfApi()
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            # delete_patterns: a re-publish leaves no file of the previous run behind
+            commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), delete_patterns=["*"],
+                                       commit_message=f"fixnorm_zoo: {zoo_name} (top-1 {measured['top1']:.2f}%)")  # fmt: skip
+            result["revision"] = commit.oid
+    finally:
+        if not dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
 
     base = existing.to_dict() if existing else {}
-    gmacs = base.get("gmacs")
+    same_model = existing is not None and (existing.architecture, existing.model_args) == (
+        recipe.model,
+        recipe.model_args,
+    )
     entry = {
         **base,
         "name": zoo_name,
         "architecture": recipe.model,
         "dataset": recipe.dataset,
-        "recipe": base.get("recipe") or str(run_dir / "recipe.yaml"),
+        "recipe": recipe_ref,
         "method": recipe.method,
         "status": "published",
         "model_args": recipe.model_args,
         "num_classes": recipe.num_classes,
         "in_chans": recipe.in_chans,
         "params_m": round(measured["param_count"], 3),
-        "gmacs": gmacs,
+        "gmacs": base.get("gmacs") if same_model else None,  # derived fields of another model are not kept
         "eval_setting": {k: summary["eval_setting"][k] for k in summary["eval_setting"]},
         "top1": round(measured["top1"], 3),
         "top5": round(measured["top5"], 3),
         "eval_split": summary["eval_split"],
+        "notes": base.get("notes", "") if same_model else "",
         "hub": {
             "repo_id": repo_id,
             "revision": result["revision"],
@@ -175,33 +192,67 @@ def publish(
             "sha256": sha,
         },  # fmt: skip
     }
-    upsert(ModelInfo.from_dict(entry), path=registry)
+    reg.upsert(ModelInfo.from_dict(entry))
     return result
 
 
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise PublishRefused(
+            f"{run_dir}/summary.json cannot be read ({e}): name a finished run directory"
+        ) from e
+
+
+def _recipe_ref(recipe) -> str:
+    """The shipped recipe a run was trained from (by its ``name`` field), else a note that the card holds it: a
+    registry entry never carries a local absolute path."""
+    from fixnorm_zoo.recipe import shipped_recipe_for
+
+    return shipped_recipe_for(recipe.name) or f"{recipe.name} (the recipe as run is in the model card)"
+
+
+def _swap_into_place(folder: Path, dest: Path) -> None:
+    """Put the staged ``folder`` at ``dest`` so that ``dest`` always holds a whole repo: the old one is renamed
+    aside, the new one renamed in, then the old one removed (a kill in between leaves one of the two in place)."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    try:
+        os.replace(folder, dest)
+    except BaseException:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _write_repo_folder(run_dir: Path, folder: Path, *, recipe, summary, measured, repo_id, zoo_name, existing, twin,
-                       eval_data) -> None:  # fmt: skip
+                       eval_data, recipe_ref) -> None:  # fmt: skip
     from timm.models import save_for_hf
 
     from fixnorm_zoo.cards import render_card
-    from fixnorm_zoo.evaluate import _load_run
+    from fixnorm_zoo.evaluate import load_run
     from fixnorm_zoo.hub import sha256_file
+    from fixnorm_zoo.models import EVAL_KEYS
 
     folder.mkdir(parents=True, exist_ok=True)
-    model, _, _ = _load_run(run_dir)
-    model_config: dict[str, Any] = {}
-    if recipe.dataset == "fashion_mnist":
-        from fixnorm_zoo.data import FASHION_MNIST_CLASSES
-
-        model_config["label_names"] = list(FASHION_MNIST_CLASSES)
-    save_for_hf(model, str(folder), model_config=model_config, model_args=dict(recipe.model_args),
-                safe_serialization=True)  # fmt: skip
+    model, eval_cfg, _ = load_run(run_dir)
+    # config.json: the zoo's pretrained config only (the model was built with it as pretrained_cfg_overlay); the
+    # data_config makes timm drop any test-time size of another checkpoint
+    labels = model.pretrained_cfg.get("label_names")
+    save_for_hf(model, str(folder), model_args=dict(recipe.model_args), safe_serialization=True,
+                model_config={"label_names": list(labels)} if labels else None,
+                data_config={k: eval_cfg[k] for k in EVAL_KEYS})  # fmt: skip
     for pickle_file in folder.glob("*.bin"):  # never publish a pickle, whatever timm's defaults become
         pickle_file.unlink()
     shutil.copyfile(run_dir / "curves.png", folder / "curves.png")
     twin_row, comparison = None, None
     if twin is not None:
-        twin_summary = json.loads((twin / "summary.json").read_text())
+        twin_summary = _read_summary(twin)
         twin_row = {"name": f"{twin_summary['name']} ({twin_summary['method']}, run {twin.name})",
                     "top1": f"{twin_summary['top1']:.2f}", "top5": f"{twin_summary['top5']:.2f}",
                     "note": "the twin's recorded result, same recipe and budget"}  # fmt: skip
@@ -211,8 +262,7 @@ def _write_repo_folder(run_dir: Path, folder: Path, *, recipe, summary, measured
         plot_comparison({recipe.method: run_dir, twin_summary["method"]: twin}, folder / comparison,
                         title=f"{zoo_name}: FixNorm vs weight decay")  # fmt: skip
     weights = folder / "model.safetensors"
-    card = render_card(name=zoo_name, repo_id=repo_id, recipe=recipe, recipe_ref=existing.recipe if existing else
-                       str(run_dir / "recipe.yaml"), summary=summary,
+    card = render_card(name=zoo_name, repo_id=repo_id, recipe=recipe, recipe_ref=recipe_ref, summary=summary,
                        measured={**measured, "param_count": round(measured["param_count"], 3)},
                        sha256=sha256_file(weights), size=weights.stat().st_size,
                        gmacs=existing.gmacs if existing else None,
@@ -220,5 +270,6 @@ def _write_repo_folder(run_dir: Path, folder: Path, *, recipe, summary, measured
                        comparison_file=comparison, eval_data=eval_data.partition(":")[0],
                        license=existing.license if existing else "apache-2.0")  # fmt: skip
     (folder / "README.md").write_text(card)
-    for path in folder.iterdir():
-        path.chmod(0o644)  # readable by the mirror's other users (timm writes some files 0600)
+    for name in ("model.safetensors", "config.json", "README.md", "curves.png", comparison):
+        if name and (folder / name).exists():
+            (folder / name).chmod(0o644)  # what we wrote is readable by the mirror's users (timm writes 0600)

@@ -8,6 +8,7 @@ parsed as YAML scalars and validated like the file.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 import types
 import typing
@@ -17,7 +18,8 @@ from typing import Any, Literal
 
 from fixnorm_zoo.errors import RecipeError
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR = Path(str(importlib.resources.files("fixnorm_zoo").joinpath("recipes")))
+"""The recipes shipped inside the package (package data: an installed wheel has them too)."""
 
 
 @dataclass
@@ -76,9 +78,11 @@ class Recipe:
     model_ema: bool = False
     model_ema_decay: float = 0.9998
     # engine
-    amp: Literal["no", "bf16", "fp16"] = "no"
+    # amp, grad_accum_steps: None (unset) follows the launcher (accelerate launch --mixed_precision /
+    # --gradient_accumulation_steps, accelerate config); a value set here wins over the launcher
+    amp: Literal["no", "bf16", "fp16"] | None = None
     channels_last: bool = False
-    grad_accum_steps: int = 1
+    grad_accum_steps: int | None = None
     clip_grad: float | None = None
     sync_bn: bool = False
     seed: int = 0
@@ -93,7 +97,7 @@ class Recipe:
         _check_types(self)
         positive = ("epochs", "batch_size", "lr", "grad_accum_steps", "num_classes", "keep_last", "log_every")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
         for name in ("label_smoothing", "hflip", "reprob", "drop_rate", "drop_path_rate", "momentum"):
             if not 0.0 <= getattr(self, name) < 1.0 + (name == "hflip"):
@@ -116,6 +120,11 @@ class Recipe:
                 f"recipe fields input_size={self.input_size}, mean={self.mean}, std={self.std}: input_size is "
                 "[channels, height, width] and mean/std have one value per channel"
             )
+        if self.train_subset is not None and self.train_subset < 1:
+            raise RecipeError(
+                f"recipe field train_subset={self.train_subset!r}: the number of training images to use (>= 1), or"
+                " null for all of them"
+            )
         if self.holdout < 0 or (self.holdout and self.dataset != "fashion_mnist"):
             raise RecipeError(
                 f"recipe field holdout={self.holdout!r}: a held-out validation split (N >= 0 training images) is"
@@ -125,7 +134,7 @@ class Recipe:
             raise RecipeError(
                 f"recipe field hf_streaming=True needs data_dir: hf:NAME (a Hugging Face dataset); got {self.data_dir!r}"
             )
-        if self.batch_size % self.grad_accum_steps:
+        if self.grad_accum_steps and self.batch_size % self.grad_accum_steps:
             raise RecipeError(
                 f"batch_size={self.batch_size} is not divisible by grad_accum_steps={self.grad_accum_steps}"
             )
@@ -233,15 +242,29 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def shipped_recipes() -> list[str]:
+    """Names of the recipes shipped with the package, e.g. ``fashion_mnist/resnet9s_fixnorm``."""
+    return sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml"))
+
+
+def shipped_recipe_for(run_name: str) -> str | None:
+    """The shipped recipe whose ``name`` field is ``run_name`` (what a run directory records), if any."""
+    for ref in shipped_recipes():
+        if _read_yaml(RECIPES_DIR / f"{ref}.yaml").get("name") == run_name:
+            return ref
+    return None
+
+
 def resolve_recipe_path(recipe: str | Path) -> Path:
-    """A file path, or a name under ``recipes/`` such as ``fashion_mnist/resnet18_fixnorm``."""
+    """A file path, or the name of a recipe shipped with the package such as ``fashion_mnist/resnet18_fixnorm``
+    (``fixnorm_zoo/recipes/fashion_mnist/resnet18_fixnorm.yaml``)."""
     path = Path(recipe)
     if path.is_file():
         return path.resolve()
     for candidate in (RECIPES_DIR / path, RECIPES_DIR / f"{path}.yaml"):
         if candidate.is_file():
             return candidate.resolve()
-    known = sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml"))
+    known = shipped_recipes()
     import difflib
 
     close = difflib.get_close_matches(str(recipe), known, n=3, cutoff=0.4)

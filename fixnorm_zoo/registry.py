@@ -40,9 +40,9 @@ class ModelInfo:
     ``eval_setting``; ``paper_top1`` is what the FixNorm paper reports, where it reports one."""
 
     name: str
-    architecture: str  # a stock timm name
+    architecture: str  # a timm name (stock, or registered by fixnorm_zoo.architectures)
     dataset: Literal["imagenet", "fashion_mnist"]
-    recipe: str  # under recipes/, e.g. "fashion_mnist/resnet18_fixnorm"
+    recipe: str  # a recipe shipped with the package, e.g. "fashion_mnist/resnet18_fixnorm"
     method: Literal["fixnorm", "wd"] = "fixnorm"
     status: Literal["recipe", "published"] = "recipe"
     aliases: tuple[str, ...] = ()
@@ -87,21 +87,121 @@ class ModelInfo:
 
 
 def registry_path() -> Path:
+    """The default registry file: ``$FIXNORM_ZOO_REGISTRY`` when set, else the package's ``zoo.json``."""
     return Path(os.environ.get("FIXNORM_ZOO_REGISTRY") or REGISTRY_FILE)
 
 
-def _read(path: Path | None = None) -> list[ModelInfo]:
-    path = path or registry_path()
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise FixNormZooError(f"zoo registry {path} does not exist (FIXNORM_ZOO_REGISTRY?)") from e
-    return [ModelInfo.from_dict(d) for d in data["models"]]
+class Registry:
+    """One registry file, read on each call (publishers may change it) and written atomically under a lock.
+
+    Args:
+        path: the ``zoo.json`` to use (default: :func:`registry_path`).
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else registry_path()
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.path)!r})"
+
+    def _data(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError as e:
+            raise FixNormZooError(
+                f"zoo registry {self.path} does not exist: pass an existing zoo.json (or unset FIXNORM_ZOO_REGISTRY)"
+            ) from e
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FixNormZooError(
+                f"zoo registry {self.path} cannot be read ({e}): restore it from version control or a backup"
+            ) from e
+        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            raise FixNormZooError(f'zoo registry {self.path}: expected {{"models": [...]}} at the top level')
+        return data
+
+    def models(self) -> list[ModelInfo]:
+        """Every entry, validated."""
+        out = []
+        for d in self._data()["models"]:
+            try:
+                out.append(ModelInfo.from_dict(d))
+            except (TypeError, ValueError) as e:
+                raise FixNormZooError(
+                    f"zoo registry {self.path}: entry {d.get('name')!r} is malformed: {e}"
+                ) from e
+        return out
+
+    def names(self, pattern: str = "*", *, pretrained: bool = False) -> list[str]:
+        """Names matching a shell-style ``pattern``; ``pretrained=True``: only entries with published weights."""
+        return sorted(m.name for m in self.models() if fnmatch.fnmatchcase(m.name, pattern)
+                      and (not pretrained or m.status == "published"))  # fmt: skip
+
+    def get(self, name: str) -> ModelInfo:
+        """The entry of ``name`` (or one of its aliases).
+
+        Raises:
+            UnknownModelError: no such model; the message lists close matches.
+        """
+        models = self.models()
+        for m in models:
+            if name == m.name or name in m.aliases:
+                return m
+        names = [m.name for m in models] + [a for m in models for a in m.aliases]
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+        hint = f"close matches: {close}" if close else f"known: {sorted(m.name for m in models)}"
+        raise UnknownModelError(f"no zoo model named {name!r}; {hint} (fixnorm-zoo list shows all)")
+
+    def by_repo_id(self, repo_id: str) -> ModelInfo:
+        """The published entry whose weights live in Hub repo ``repo_id``.
+
+        Raises:
+            UnknownModelError: no entry publishes that repo.
+        """
+        for m in self.models():
+            if m.hub.repo_id == repo_id:
+                return m
+        raise UnknownModelError(
+            f"hf-hub:{repo_id} is not a zoo repo in {self.path}; load it with timm.create_model('hf-hub:{repo_id}', "
+            "pretrained=True), or name a zoo model (fixnorm-zoo list)"
+        )
+
+    def upsert(self, info: ModelInfo, *, replace: bool = True) -> None:
+        """Add ``info``'s entry, or replace the entry of that name when ``replace``; atomic and locked, so
+        concurrent publishers lose nothing.
+
+        Raises:
+            FixNormZooError: the entry exists and ``replace`` is False.
+        """
+        from fixnorm_zoo.atomic import file_lock
+
+        with file_lock(self.path):
+            data = self._data() if self.path.exists() else {"models": []}
+            if not replace and any(d.get("name") == info.name for d in data["models"]):
+                raise FixNormZooError(f"zoo registry {self.path} already has an entry {info.name!r}")
+            models = [d for d in data["models"] if d.get("name") != info.name]
+            models.append(info.to_dict())
+            data["models"] = sorted(models, key=lambda d: (d["dataset"], d["name"]))
+            self._write(data)
+
+    def write(self, data: dict[str, Any]) -> None:
+        """Replace the whole file's ``{"models": [...]}`` (the registry tools), atomic and locked."""
+        from fixnorm_zoo.atomic import file_lock
+
+        with file_lock(self.path):
+            self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        from fixnorm_zoo.atomic import atomic_write_text
+
+        for d in data["models"]:
+            ModelInfo.from_dict(d)  # never write an entry that cannot be read back
+        atomic_write_text(self.path, json.dumps(data, indent=2) + "\n")
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Zoo model names matching a shell-style ``pattern`` (aliases not listed), sorted."""
-    return sorted(m.name for m in _read() if fnmatch.fnmatchcase(m.name, pattern))
+def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
+    """Zoo model names matching a shell-style ``pattern`` (aliases not listed), sorted; ``pretrained=True`` lists
+    only those with published weights (as ``timm.list_models(pretrained=True)``)."""
+    return Registry().names(pattern, pretrained=pretrained)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -110,29 +210,14 @@ def model_info(name: str) -> ModelInfo:
     Raises:
         UnknownModelError: no such model; the message lists close matches.
     """
-    models = _read()
-    for m in models:
-        if name == m.name or name in m.aliases:
-            return m
-    names = [m.name for m in models] + [a for m in models for a in m.aliases]
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-    hint = f"close matches: {close}" if close else f"known: {sorted(m.name for m in models)}"
-    raise UnknownModelError(f"no zoo model named {name!r}; {hint} (fixnorm-zoo list shows all)")
+    return Registry().get(name)
 
 
 def upsert(info: ModelInfo, *, path: Path | None = None) -> None:
-    """Add or replace ``info``'s entry and write the file atomically (publish's write-back)."""
-    path = path or registry_path()
-    data = json.loads(path.read_text()) if path.exists() else {"models": []}
-    models = [d for d in data["models"] if d["name"] != info.name]
-    models.append(info.to_dict())
-    data["models"] = sorted(models, key=lambda d: (d["dataset"], d["name"]))
-    write_registry(data, path=path)
+    """Add or replace ``info``'s entry in the registry file ``path`` (default: :func:`registry_path`)."""
+    Registry(path).upsert(info)
 
 
 def write_registry(data: dict, *, path: Path | None = None) -> None:
     """Write the registry file's ``{"models": [...]}`` atomically (a reader never sees half a file)."""
-    path = path or registry_path()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    Registry(path).write(data)

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fixnorm_zoo.errors import DataError, TrainingDiverged
+from fixnorm_zoo.atomic import atomic_write_text
+from fixnorm_zoo.errors import DataError, RecipeError, TrainingDiverged
 from fixnorm_zoo.evaluate import accuracy_counts
 from fixnorm_zoo.models import create_model, eval_config
 from fixnorm_zoo.recipe import Recipe
@@ -55,17 +56,12 @@ class TrainState:
 
 
 def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    """FixNorm around the recipe's base optimizer, or the weight-decay twin (no decay on biases and norm affines,
-    as timm's and torchvision's recipes do)."""
+    """FixNorm around the recipe's base optimizer, or the weight-decay twin through timm's optimizer factory (no
+    decay on biases and norm affines, as timm's and torchvision's recipes do)."""
     import timm.optim
 
     from fixnorm_zoo.fixnorm import FixNorm
 
-    base: type[torch.optim.Optimizer] = {
-        "sgd": torch.optim.SGD,
-        "rmsproptf": timm.optim.RMSpropTF,
-        "adamw": torch.optim.AdamW,
-    }[recipe.optimizer]
     kwargs: dict[str, Any] = {"lr": recipe.lr}
     if recipe.optimizer == "sgd":
         kwargs.update(momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
@@ -77,10 +73,11 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         kwargs["eps"] = recipe.opt_eps
     if recipe.method == "fixnorm":
         example = _example_input(recipe, model)
-        return FixNorm(model, base, fc_norm=recipe.fc_norm, invariant_norm=recipe.invariant_norm,
+        return FixNorm(model, recipe.optimizer, fc_norm=recipe.fc_norm, invariant_norm=recipe.invariant_norm,
                        fc_norm_mode=recipe.fc_norm_mode, example_input=example, **kwargs)  # fmt: skip
-    groups = timm.optim.param_groups_weight_decay(model, weight_decay=recipe.weight_decay)
-    return base(groups, **kwargs)
+    return timm.optim.create_optimizer_v2(
+        model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
+    )
 
 
 def build_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
@@ -140,12 +137,6 @@ def _build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
     return train, test, False
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _latest_checkpoint(run_dir: Path) -> Path | None:
     pointer = run_dir / CHECKPOINTS / LATEST
     if not pointer.is_file():
@@ -167,7 +158,7 @@ def _save_checkpoint(accelerator, run_dir: Path, state: TrainState, keep_last: i
     if accelerator.is_main_process:
         shutil.rmtree(root / name, ignore_errors=True)
         os.replace(tmp, root / name)
-        _atomic_write_text(root / LATEST, name)
+        atomic_write_text(root / LATEST, name)
         keep = {name, f"epoch_{state.best_epoch:04d}"}
         done = sorted(p.name for p in root.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
         keep.update(done[-keep_last:])
@@ -204,7 +195,7 @@ def train(
         FileExistsError: ``output_dir`` holds a run and ``resume`` is False.
     """
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, set_seed
+    from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, set_seed
     from tqdm.auto import tqdm
 
     run_dir = Path(output_dir)
@@ -214,10 +205,14 @@ def train(
         )
     # On a CPU-only machine Accelerator() under torchrun would train each rank independently: cpu=True makes the
     # processes all-reduce over gloo.
+    # amp / grad_accum_steps left unset (None) in the recipe follow `accelerate launch` and `accelerate config`;
+    # a value the recipe sets wins (a plugin, since a plain gradient_accumulation_steps= yields to the launcher's).
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=recipe.amp,
-        gradient_accumulation_steps=recipe.grad_accum_steps,
+        gradient_accumulation_plugin=None
+        if recipe.grad_accum_steps is None
+        else GradientAccumulationPlugin(num_steps=recipe.grad_accum_steps),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),  # same shuffle after --resume
         log_with=None if recipe.log_with == "none" else recipe.log_with,
         project_dir=str(run_dir),
@@ -225,28 +220,31 @@ def train(
     if recipe.log_with != "none":
         accelerator.init_trackers(recipe.name, config={k: str(v) for k, v in recipe.to_dict().items()})
     set_seed(recipe.seed)
-    per_process = recipe.batch_size // recipe.grad_accum_steps // accelerator.num_processes
-    if (
-        per_process < 1
-        or per_process * accelerator.num_processes * recipe.grad_accum_steps != recipe.batch_size
-    ):
-        raise ValueError(
+    accum = accelerator.gradient_accumulation_steps
+    per_process = recipe.batch_size // accum // accelerator.num_processes
+    if per_process < 1 or per_process * accelerator.num_processes * accum != recipe.batch_size:
+        raise RecipeError(
             f"batch_size={recipe.batch_size} does not split over {accelerator.num_processes} processes x "
-            f"{recipe.grad_accum_steps} accumulation steps"
+            f"{accum} accumulation steps: make it a multiple of {accelerator.num_processes * accum}"
         )
     train_loader, test_loader, disjoint = _build_loaders(recipe, accelerator, per_process)
+    if len(train_loader) < accum:
+        raise DataError(
+            f"the training set holds fewer images than one batch of {recipe.batch_size} (train_subset="
+            f"{recipe.train_subset}): training would make no update. Lower batch_size or raise train_subset"
+        )
 
     model = create_model(recipe).to(accelerator.device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if recipe.sync_bn and accelerator.num_processes > 1:
         if accelerator.device.type != "cuda":
-            raise ValueError(
+            raise RecipeError(
                 "sync_bn: torch's SyncBatchNorm works on GPUs only; use --set sync_bn=false on CPU"
             )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(recipe, model)
-    steps_per_epoch = max(1, len(train_loader) // recipe.grad_accum_steps)
+    steps_per_epoch = max(1, len(train_loader) // accum)
     scheduler = build_scheduler(recipe, optimizer, steps_per_epoch)
     ema = None
     if recipe.model_ema:
@@ -269,7 +267,7 @@ def train(
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
-        _atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+        atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
 
     inner_opt = getattr(optimizer, "optimizer", optimizer)
     roles = (
@@ -337,13 +335,14 @@ def train(
         _save_checkpoint(accelerator, run_dir, state, recipe.keep_last)
         if accelerator.is_main_process:
             # rewritten from the checkpointed history: after a kill and --resume it holds each epoch once
-            _atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state.history))
+            atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state.history))
             bar.write(f"epoch {state.epoch}/{recipe.epochs}: loss {mean_loss:.4f} top1 {row['top1']:.2f}"
                       + (f" (EMA {row['top1_ema']:.2f})" if ema is not None else "") + f" {row['img_per_s']} img/s")  # fmt: skip
     bar.close()
+    summary = _finish(recipe, accelerator, model, ema, state, run_dir)
     if recipe.log_with != "none":
-        accelerator.end_training()
-    return _finish(recipe, accelerator, model, ema, state, run_dir)
+        accelerator.end_training()  # closes the trackers (and tears the process group down): last, after _finish
+    return summary
 
 
 def _roles_for_logging(recipe: Recipe, model: nn.Module) -> dict[str, str]:
@@ -416,13 +415,15 @@ def _finish(recipe: Recipe, accelerator, model, ema, state: TrainState, run_dir:
         "best_epoch": state.best_epoch,
         "train_time_s": round(state.train_time_s, 1),
         "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "grad_accum_steps": accelerator.gradient_accumulation_steps,
         "param_count": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
     }
     if accelerator.is_main_process:
         _save_weights(accelerator.unwrap_model(model), run_dir / WEIGHTS)
         if ema is not None:
             _save_weights(ema.module, run_dir / WEIGHTS_EMA)
-        _atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
+        atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
         from fixnorm_zoo.plots import plot_curves
 
         plot_curves(state.history, run_dir / "curves.png", title=f"{recipe.name} ({recipe.method})")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the real Hub
@@ -18,3 +21,15 @@ def _fresh_accelerate_state():
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="session")
+def hub():
+    """A local Hub (tests/hub_server.py) on a free loopback port, for the real huggingface_hub client in
+    subprocesses (HF_ENDPOINT must be set before huggingface_hub is imported)."""
+    server = Path(__file__).resolve().parent / "hub_server.py"
+    proc = subprocess.Popen([sys.executable, str(server)], stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline().split()[1])
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -5,7 +5,8 @@ Run as ``python tests/hub_server.py`` (prints ``PORT <n>`` once listening on a f
 ``HF_ENDPOINT=http://127.0.0.1:<n>`` and ``HF_HUB_DISABLE_XET=1`` set before huggingface_hub is imported
 (DESIGN.md, section 3). Uploads arrive as base64 inside the NDJSON commit body (``uploadMode: regular``).
 
-Endpoints: repo create, card metadata validation, repo info (``/api/models/ORG/NAME[/revision/REV]``), preupload, commit, and
+Endpoints: repo create, card metadata validation, repo info (``/api/models/ORG/NAME[/revision/REV]``), file tree
+(``/api/models/ORG/NAME/tree/REV``), preupload, commit (files added and deleted), and
 ``HEAD``/``GET /ORG/NAME/resolve/REV/PATH`` with ``X-Repo-Commit``, ``ETag`` and ``Content-Length``; misses answer
 404 with ``X-Error-Code: RepoNotFound`` / ``EntryNotFound`` / ``RevisionNotFound``.
 """
@@ -139,6 +140,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _get(self, head: bool) -> None:
         path = unquote(urlsplit(self.path).path)
+        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/.*)?", path)
+        if m:  # the file listing upload_folder(delete_patterns=...) reads; one page, recursive
+            repo_id, rev = m.groups()
+            if repo_id not in REPOS:
+                return self._error(404, "RepoNotFound", f"Repository {repo_id} not found", head)
+            commit = _resolve(repo_id, rev)
+            files = commit["files"] if commit else {}
+            return self._json(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                                    for p, b in sorted(files.items())])  # fmt: skip
         m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/(.+))?", path)
         if m:
             repo_id, rev = m.group(1), m.group(2) or "main"

@@ -26,16 +26,6 @@ QUICK = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"cha
 PROBE = "torch.manual_seed(0); x = torch.randn(4, 1, 28, 28)"
 
 
-@pytest.fixture(scope="module")
-def hub():
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "hub_server.py")], stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
-    port = int(proc.stdout.readline().split()[1])
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def _train(out: Path, seed: int, **extra) -> Path:
     from accelerate.state import AcceleratorState
 
@@ -56,9 +46,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _outputs_of_run(run: Path) -> torch.Tensor:
-    from fixnorm_zoo.evaluate import _load_run
+    from fixnorm_zoo.evaluate import load_run
 
-    model, _, _ = _load_run(run)
+    model, _, _ = load_run(run)
     exec(PROBE, globals(), ns := {"torch": torch})
     with torch.no_grad():
         return model.eval()(ns["x"])
@@ -99,7 +89,11 @@ def published(hub, runs, tmp_path_factory) -> dict:
     assert first.returncode == 0, first.stderr
     snap1 = work / "zoo_rev1.json"
     shutil.copyfile(registry, snap1)
-    second = _cli(env, "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny")
+    refused = _cli(env, "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny")
+    assert (
+        refused.returncode == 2 and "--replace" in refused.stderr
+    )  # a published entry is not replaced by accident
+    second = _cli(env, "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny", "--replace")
     assert second.returncode == 0, second.stderr
     return {"work": work, "rev1": snap1, "rev2": registry, "logs": [first, second]}
 
@@ -217,7 +211,7 @@ def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) ->
 
 def test_local_mirror_publish_and_load(runs, tmp_path, monkeypatch) -> None:
     from fixnorm_zoo import load
-    from fixnorm_zoo.hub import IntegrityError
+    from fixnorm_zoo.errors import IntegrityError
     from fixnorm_zoo.publish import publish
 
     registry = tmp_path / "zoo.json"
@@ -225,7 +219,7 @@ def test_local_mirror_publish_and_load(runs, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FIXNORM_ZOO_REGISTRY", str(registry))
     mirror = tmp_path / "mirror"
     monkeypatch.setenv("FIXNORM_ZOO_HUB", str(mirror))
-    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18")
+    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", replace=True)
     entry = _entry(registry, "fmnist_resnet18")
     assert entry["status"] == "published" and entry["hub"]["revision"] is None
     assert entry["recipe"] == "fashion_mnist/resnet18_fixnorm"  # the existing entry is updated, not replaced
@@ -253,24 +247,83 @@ def test_lookup_errors_and_unpublished_models(monkeypatch) -> None:
     assert not model.training and model.pretrained_cfg["input_size"] == (3, 208, 208)
 
 
-def test_mirror_only_entries_load_from_the_bundled_mirror(runs, tmp_path, monkeypatch) -> None:
-    """An entry published to a mirror only (no Hub revision) loads from the repository's zoo_mirror/ when
-    FIXNORM_ZOO_HUB is unset; without a copy there it says to set FIXNORM_ZOO_HUB, and the sha256 still applies."""
-    from fixnorm_zoo import hub as hub_mod
+def test_mirror_only_entries_load_from_a_named_mirror_only(runs, tmp_path, monkeypatch) -> None:
+    """An entry published to a mirror only (no Hub revision) loads from a mirror the user names (mirror= or
+    FIXNORM_ZOO_HUB), never from a hidden fallback; without one the error says how to name it; the sha256 applies."""
     from fixnorm_zoo import load
     from fixnorm_zoo.publish import publish
 
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
-    monkeypatch.setenv("FIXNORM_ZOO_REGISTRY", str(registry))
-    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", mirror=tmp_path / "bundled")
+    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", mirror=tmp_path / "release", registry=registry,
+            replace=True)  # fmt: skip
     monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
-    monkeypatch.setattr(hub_mod, "BUNDLED_MIRROR", tmp_path / "bundled")
     exec(PROBE, globals(), ns := {"torch": torch})
     with torch.no_grad():
-        torch.testing.assert_close(
-            load("fmnist_resnet18")(ns["x"]), _outputs_of_run(runs["a"]), rtol=0, atol=0
-        )
-    monkeypatch.setattr(hub_mod, "BUNDLED_MIRROR", tmp_path / "empty")
+        out = load("fmnist_resnet18", registry=registry, mirror=tmp_path / "release")(ns["x"])
+    torch.testing.assert_close(out, _outputs_of_run(runs["a"]), rtol=0, atol=0)
     with pytest.raises(FixNormZooError, match="FIXNORM_ZOO_HUB"):
-        load("fmnist_resnet18")
+        load("fmnist_resnet18", registry=registry)
+    with pytest.raises(FixNormZooError, match="cannot be honoured by the mirror"):
+        load("fmnist_resnet18", registry=registry, mirror=tmp_path / "release", revision="main")
+
+
+def test_loaded_model_config_is_the_registry_eval_setting(runs, tmp_path) -> None:
+    """config.json holds the zoo's pretrained config only (no ImageNet test size, tag or paper ids), and a loaded
+    model's pretrained_cfg/default_cfg give timm's data pipeline the registry's eval setting."""
+    import timm.data
+
+    from fixnorm_zoo import load
+    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.registry import Registry
+
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    publish(runs["a"], repo_id="org/tiny", name="tiny", mirror=tmp_path / "m", registry=registry)
+    cfg = json.loads((tmp_path / "m" / "org" / "tiny" / "config.json").read_text())["pretrained_cfg"]
+    for imagenet_field in ("test_input_size", "tag", "paper_ids", "hf_hub_id", "url", "test_crop_pct"):
+        assert imagenet_field not in cfg, imagenet_field
+    assert (
+        cfg["input_size"] == [1, 28, 28] and cfg["interpolation"] == "bilinear" and cfg["num_classes"] == 10
+    )
+    model = load("tiny", registry=registry, mirror=tmp_path / "m")
+    assert model.pretrained_cfg == model.default_cfg
+    ev = Registry(registry).get("tiny").eval_setting
+    data_cfg = timm.data.resolve_data_config(model=model, use_test_size=True)
+    assert data_cfg["input_size"] == tuple(ev["input_size"]) and data_cfg["crop_pct"] == ev["crop_pct"]
+    assert data_cfg["mean"] == tuple(ev["mean"]) and data_cfg["interpolation"] == ev["interpolation"]
+    assert "hf_hub_id" not in model.pretrained_cfg and "test_input_size" not in model.pretrained_cfg
+
+
+def test_hf_hub_ids_and_pretrained_listing(hub, published, tmp_path) -> None:
+    """load('hf-hub:ORG/NAME') of a zoo repo goes through the registry (pinned, sha256-checked), as eval does;
+    list_models(pretrained=True) lists only entries with weights."""
+    env = _env(hub, tmp_path / "home", published["rev2"])
+    code = ("import fixnorm_zoo\nm = fixnorm_zoo.load('hf-hub:org/tiny')\nprint(type(m).__name__, m.training)\n"
+            "names = fixnorm_zoo.list_models(pretrained=True)\nprint('tiny' in names, 'resnet50' in names)")  # fmt: skip
+    r = _run(["-c", code], env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ResNet", "False", "True", "False"]
+    r = _run(["-c", "import fixnorm_zoo; fixnorm_zoo.load('hf-hub:org/not-in-zoo')"], env)
+    assert r.returncode != 0 and "not a zoo repo" in r.stderr
+
+
+def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
+    """A release folder (as zoo_mirror/) pushed with `fixnorm-zoo push` gets a pinned commit, and the entry then
+    loads from the Hub with no mirror named."""
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    env = _env(hub, tmp_path / "home", registry)
+    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/released", "--name", "released", "--mirror",
+             str(tmp_path / "release"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _entry(registry, "released")["hub"]["revision"] is None
+    r = _cli(env, "push", str(tmp_path / "release"), "--name", "released")
+    assert r.returncode == 0, r.stderr
+    revision = _entry(registry, "released")["hub"]["revision"]
+    assert revision and len(revision) == 40 and revision in r.stdout
+    r = _outputs_in_subprocess(
+        env, "import fixnorm_zoo\nmodel = fixnorm_zoo.load('released')", tmp_path / "o.pt"
+    )
+    assert r.returncode == 0, r.stderr
+    torch.testing.assert_close(torch.load(tmp_path / "o.pt"), _outputs_of_run(runs["a"]), rtol=0, atol=0)

@@ -55,27 +55,29 @@ def test_unknown_registry_fields_are_refused(tmp_path: Path, monkeypatch) -> Non
         list_models()
 
 
+RELEASE = Path(__file__).resolve().parent.parent / "zoo_mirror"
 PUBLISHED = [n for n in list_models() if model_info(n).status == "published"]
 
 
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_published_weights_are_the_registrys_and_load(name: str, monkeypatch) -> None:
-    """The committed zoo_mirror/ holds every published model the registry pins no Hub revision for, byte for byte
-    (size and sha256 re-hashed), and `load` builds it with a strict key match, in eval mode."""
+    """The release folder zoo_mirror/ holds every published model the registry pins no Hub revision for, byte for
+    byte (size and sha256 re-hashed), and `load` (naming that folder as the mirror) builds it with a strict key
+    match, in eval mode."""
     from fixnorm_zoo import load
-    from fixnorm_zoo.hub import BUNDLED_MIRROR, sha256_file
+    from fixnorm_zoo.hub import sha256_file
 
     monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
     info = model_info(name)
     if info.hub.revision is not None:
         pytest.skip("pinned to a Hub commit: covered by tests/test_hub.py against the local Hub")
-    path = BUNDLED_MIRROR / info.hub.repo_id / info.hub.filename
+    path = RELEASE / info.hub.repo_id / info.hub.filename
     assert path.stat().st_size == info.hub.size and sha256_file(path) == info.hub.sha256
     config = json.loads((path.parent / "config.json").read_text())
     assert config["architecture"] == info.architecture
     # timm adds num_classes, in_chans, global_pool to the recorded model_args
     assert info.model_args.items() <= config["model_args"].items()
-    model = load(name)
+    model = load(name, mirror=RELEASE)
     assert not model.training and model.pretrained_cfg["input_size"] == tuple(info.eval_setting["input_size"])
 
 

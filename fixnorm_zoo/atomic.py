@@ -1,0 +1,53 @@
+"""Atomic, locked file writes: the one place the package writes files that others read or that two processes share.
+
+Why: a reader must never see half a file (a kill or a full disk mid-write leaves the old file intact), two writers
+must not lose each other's updates (read-modify-write under one lock), and temporary files must be unique (two
+writers with one fixed temp name overwrite each other's) and never left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "file_lock"]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a unique temp file in the same folder: fsync, then ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str, *, mode: int = 0o644) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``PATH.lock`` for a read-modify-write of ``path`` (held until the block ends; the
+    kernel releases it if the process dies)."""
+    lock_path = Path(path).with_name(Path(path).name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

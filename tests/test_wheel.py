@@ -1,0 +1,87 @@
+"""The package as a user gets it: the built wheel, installed (not editable) outside the checkout, run from another
+folder. Trains a shipped recipe by name, lists recipes, tunes, publishes to the local Hub, loads back, evaluates.
+
+Why here and not only in CI's editable install: an editable install reads recipes, the card template and the
+recorded demo numbers from the checkout, so it hides package-data mistakes (the wheel once held .py files only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--set", "epochs=1", "--set", "train_subset=512", "--set", "batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The wheel built from this checkout, installed into a target folder (dependencies from this venv)."""
+    base = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(base / "dist"), str(ROOT)], capture_output=True, text=True, cwd=base)  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (base / "dist").glob("fixnorm_zoo-*.whl")
+    target = base / "site"
+    inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
+                           str(target), str(wheel)], capture_output=True, text=True, cwd=base)  # fmt: skip
+    assert inst.returncode == 0, inst.stderr
+    return target
+
+
+def _env(target: Path, hub: str, home: Path, registry: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FIXNORM_ZOO_", "PYTHON"))}
+    env.update(PYTHONPATH=str(target), HF_ENDPOINT=hub, HF_HUB_DISABLE_XET="1", HF_HOME=str(home),
+               HF_TOKEN="hf_wheeltest", HF_HUB_DISABLE_TELEMETRY="1", TQDM_DISABLE="1",
+               FIXNORM_ZOO_REGISTRY=str(registry), OMP_NUM_THREADS="1")  # fmt: skip
+    return env
+
+
+def _cli(target: Path, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(target / "bin" / "fixnorm-zoo"), *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tmp_path) -> None:
+    work = tmp_path / "elsewhere"  # a folder outside the checkout
+    work.mkdir()
+    registry = tmp_path / "zoo.json"
+    registry.write_text((installed / "fixnorm_zoo" / "zoo.json").read_text())
+    env = _env(installed, hub, tmp_path / "home", registry)
+    where = subprocess.run([sys.executable, "-c", "import fixnorm_zoo; print(fixnorm_zoo.__file__)"], env=env,
+                           cwd=work, capture_output=True, text=True)  # fmt: skip
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(installed), where.stdout
+
+    r = _cli(installed, env, work, "list", "--recipes")
+    assert r.returncode == 0 and "fashion_mnist/resnet9s_fixnorm" in r.stdout.split(), r.stdout + r.stderr
+
+    r = _cli(installed, env, work, "train", "fashion_mnist/resnet9s_fixnorm", *TINY, "--output", "run")
+    assert r.returncode == 0, r.stderr
+    assert (work / "run" / "summary.json").is_file()
+
+    r = _cli(installed, env, work, "tune", "fashion_mnist/resnet9s_fixnorm", "--trials", "2", "--proxy-subset",
+             "256", "--holdout", "256", "--output", "tune", "--set", "batch_size=64")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (work / "tune" / "best.yaml").is_file()
+
+    r = _cli(installed, env, work, "publish", "run", "--repo-id", "org/wheel", "--name", "wheel_model")
+    assert r.returncode == 0, r.stderr
+    entry = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "wheel_model")
+    assert entry["recipe"] == "fashion_mnist/resnet9s_fixnorm" and len(entry["hub"]["revision"]) == 40
+
+    code = ("import fixnorm_zoo, timm.data\nm = fixnorm_zoo.load('wheel_model')\n"
+            "print(m.training, timm.data.resolve_data_config(model=m, use_test_size=True)['input_size'])")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "(1,", "28,", "28)"]
+
+    r = _cli(installed, env, work, "eval", "wheel_model", "--data", "fashion_mnist")
+    assert r.returncode == 0, r.stderr
+    top1 = float(r.stdout.splitlines()[1].split(",")[2])
+    assert abs(top1 - entry["top1"]) < 1e-6
