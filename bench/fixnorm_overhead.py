@@ -25,7 +25,7 @@ from fixnorm_zoo.fixnorm import FixNorm
 MODELS = {
     "efficientnet_b0": dict(name="efficientnet_b0", kwargs={}, input=(3, 224, 224), batch=32),
     "resnet50": dict(name="resnet50", kwargs={}, input=(3, 224, 224), batch=32),
-    # the demo's model (recipes/fashion_mnist/demo_fixnorm.yaml): where the optimizer's share of a step is largest
+    # the demo's model (recipes/fashion_mnist/resnet18_fixnorm.yaml): where the optimizer's share of a step is largest
     "demo": dict(name="resnet18", kwargs={"channels": (32, 64, 128, 256)}, input=(1, 28, 28), batch=128),
 }
 

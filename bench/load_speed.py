@@ -52,7 +52,7 @@ def main() -> int:
                       HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
     try:
         run = work / "run"
-        subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/demo_fixnorm", "--set",
+        subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", "--set",
                         "train_subset=256", "--set", "epochs=1", "--output", str(run), "--no-progress"],
                        check=True, capture_output=True)  # fmt: skip
         subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", "publish", str(run), "--repo-id", "bench/resnet",

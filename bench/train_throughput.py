@@ -81,7 +81,9 @@ def _bare_once(recipe, steps: int) -> float:
 
 def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
     if case == "fmnist":
-        recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides={"epochs": 1, "train_subset": 12_800})
+        recipe = load_recipe(
+            "fashion_mnist/resnet18_fixnorm", overrides={"epochs": 1, "train_subset": 12_800}
+        )
     else:
         _make_imagefolder(workdir / "data", classes=4, per_class=48)
         recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides={

@@ -20,7 +20,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     recipe = load_recipe(args.recipe, overrides=overrides)
     output = args.output or str(Path("runs") / recipe.name)
-    summary = train(recipe, output_dir=output, resume=args.resume, progress=not args.no_progress)
+    summary = train(recipe, output_dir=output, resume=args.resume, progress=not args.no_progress,
+                    resume_changes=tuple(overrides))  # fmt: skip
     if not _is_main_process():
         return 0
     print(f"{recipe.name}: top-1 {summary['top1']:.2f}% top-5 {summary['top5']:.2f}% -> {output}")
@@ -31,12 +32,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from fixnorm_zoo.evaluate import RESULTS_COLUMNS, evaluate
 
     row = evaluate(args.source, data=args.data, batch_size=args.batch_size, workers=args.workers,
-                   results_csv=args.results_csv)  # fmt: skip
+                   results_csv=args.results_csv, tta=args.tta)  # fmt: skip
     if not _is_main_process():
         return 0
     print(",".join(RESULTS_COLUMNS))
     print(",".join(str(row[c]) for c in RESULTS_COLUMNS))
-    print(f"({row['n']} images)")
+    print(f"({row['n']} images" + (", flip TTA: mean of each image's and its mirror's logits)" if args.tta == "flip"
+                                   else ")"))  # fmt: skip
     return 0
 
 
@@ -196,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="per-process batch size")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--results-csv", help="append the row (timm's results columns) to this CSV")
+    p.add_argument("--tta", choices=["none", "flip"], default="none",
+                   help="test-time augmentation: flip averages each image with its mirror (default: none, single view)")  # fmt: skip
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("list", help="the zoo's models, a table (or the shipped recipes)")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from torch import nn
 
+TTA_MODES = ("none", "flip")
 RESULTS_COLUMNS = (
     "model",
     "img_size",
@@ -34,6 +35,7 @@ def accuracy_counts(
     accelerator: Accelerator | None = None,
     disjoint_shards: bool = True,
     channels_last: bool = False,
+    tta: str = "none",
 ) -> dict[str, float]:
     """Top-1/top-5 over ``batches`` in percent, plus the image count.
 
@@ -44,7 +46,11 @@ def accuracy_counts(
         disjoint_shards: the shares are disjoint and cover the set (our in-memory loader): counts are summed. False
             for an accelerate-prepared DataLoader, whose padding duplicates ``gather_for_metrics`` drops.
         channels_last: feed images in channels-last memory format.
+        tta: ``"none"`` (single view, as timm's validate.py and the zoo's headline numbers) or ``"flip"`` (the
+            mean of the logits of each image and its horizontal mirror).
     """
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta={tta!r}: choose one of {TTA_MODES}")
     was_training = model.training
     model.eval()
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
@@ -55,6 +61,8 @@ def accuracy_counts(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x)
+            if tta == "flip":
+                logits = (logits + model(x.flip(-1))) / 2
             k = min(5, logits.shape[1])
             top = logits.topk(k, dim=1).indices
             hit = top.eq(y[:, None])
@@ -176,7 +184,13 @@ def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: in
 
 
 def evaluate(
-    source: str, *, data: str, batch_size: int = 256, workers: int = 4, results_csv: str | Path | None = None
+    source: str,
+    *,
+    data: str,
+    batch_size: int = 256,
+    workers: int = 4,
+    results_csv: str | Path | None = None,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """Top-1/top-5 of a zoo model, a run directory or an ``hf-hub:ORG/NAME`` model with the model's own eval transform.
 
@@ -187,15 +201,23 @@ def evaluate(
             ``val/`` is used when present).
         batch_size: per-process batch size.
         workers: DataLoader workers for image folders.
-        results_csv: append the row (timm's results columns) to this CSV.
+        results_csv: append the row (timm's results columns) to this CSV (single-view evaluations only).
+        tta: ``"flip"`` averages each image's logits with its mirror's (reported as ``tta`` in the row).
 
     Raises:
         DataError: the data is missing, or its classes or channels do not match the model.
     """
     from accelerate import Accelerator
 
-    from fixnorm_zoo.errors import DataError
+    from fixnorm_zoo.errors import DataError, FixNormZooError
 
+    if tta not in TTA_MODES:
+        raise FixNormZooError(f"tta={tta!r}: choose one of {TTA_MODES}")
+    if tta != "none" and results_csv is not None:
+        raise FixNormZooError(
+            "a results CSV holds single-view rows (timm's columns, as validate.py measures them): drop the TTA "
+            "option or the results CSV"
+        )
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, cfg, name = load_source(source)
     batches, disjoint, num_classes = _batches_for(data, cfg, batch_size=batch_size, workers=workers,
@@ -203,7 +225,7 @@ def evaluate(
     if num_classes != cfg["num_classes"]:
         raise DataError(f"{data} has {num_classes} classes but {name} predicts {cfg['num_classes']}")
     model = model.to(accelerator.device)
-    metrics = accuracy_counts(model, batches, accelerator=accelerator, disjoint_shards=disjoint)
+    metrics = accuracy_counts(model, batches, accelerator=accelerator, disjoint_shards=disjoint, tta=tta)
     row = results_row(model_name=name, metrics=metrics, param_count=sum(p.numel() for p in model.parameters()),
                       eval_cfg=cfg)  # fmt: skip
     if results_csv is not None and accelerator.is_main_process:
@@ -216,4 +238,4 @@ def evaluate(
             if new:
                 writer.writeheader()
             writer.writerow(row)
-    return {**row, "n": metrics["n"]}
+    return {**row, "n": metrics["n"], "tta": tta}

@@ -92,3 +92,36 @@ def plot_trials(records: list[dict[str, Any]], *, knobs: tuple[str, ...], path: 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_time_to_accuracy(
+    histories: dict[str, list[list[dict[str, Any]]]],
+    path: Path,
+    *,
+    title: str,
+    targets: tuple[float, ...] = (),
+    ylim: tuple[float, float] | None = None,
+) -> None:
+    """Test top-1 against cumulative training wall-clock minutes (per-epoch ``epoch_train_s`` summed), one colour
+    per method and one line per seed, with horizontal lines at the ``targets``: a DAWNBench-style view."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for colour, (label, runs) in zip(colours, histories.items(), strict=False):
+        for i, history in enumerate(runs):
+            minutes, total = [], 0.0
+            for h in history:
+                total += h["epoch_train_s"]
+                minutes.append(total / 60)
+            ax.plot(minutes, [h["top1"] for h in history], marker="o", ms=3, color=colour, alpha=0.85,
+                    label=label if i == 0 else None)  # fmt: skip
+    for t in targets:
+        ax.axhline(t, color="grey", lw=0.8, ls="--")
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set(xlabel="training wall-clock (minutes, 2 CPU cores)", ylabel="test top-1 (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -95,7 +95,13 @@ class Recipe:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        positive = ("epochs", "batch_size", "lr", "grad_accum_steps", "num_classes", "keep_last", "log_every")
+        for f in dataclasses.fields(self):  # .nan / .inf parse as YAML floats: no field may hold one
+            values = getattr(self, f.name)
+            for v in values if isinstance(values, list) else [values]:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise RecipeError(f"recipe field {f.name}={values!r}: must be a finite number")
+        positive = ("epochs", "batch_size", "lr", "grad_accum_steps", "num_classes", "keep_last", "log_every",
+                    "fc_norm", "invariant_norm", "crop_pct", "warmup_lr", "opt_eps", "clip_grad")  # fmt: skip
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
@@ -119,6 +125,32 @@ class Recipe:
             raise RecipeError(
                 f"recipe fields input_size={self.input_size}, mean={self.mean}, std={self.std}: input_size is "
                 "[channels, height, width] and mean/std have one value per channel"
+            )
+        if any(v <= 0 for v in self.input_size) or any(v <= 0 for v in self.std):
+            raise RecipeError(
+                f"recipe fields input_size={self.input_size}, std={self.std}: sizes and standard deviations must be"
+                " > 0 (std divides the image)"
+            )
+        for name in (
+            "warmup_epochs",
+            "min_lr",
+            "weight_decay",
+            "workers",
+            "seed",
+            "crop_pad",
+            "mixup",
+            "cutmix",
+        ):
+            if getattr(self, name) < 0:
+                raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be >= 0")
+        if self.min_lr > self.lr:
+            raise RecipeError(
+                f"recipe fields min_lr={self.min_lr} > lr={self.lr}: the schedule ends at min_lr <= lr"
+            )
+        if self.warmup_epochs >= self.epochs:
+            raise RecipeError(
+                f"recipe fields warmup_epochs={self.warmup_epochs} >= epochs={self.epochs}: warm-up must end before"
+                " training does"
             )
         if self.train_subset is not None and self.train_subset < 1:
             raise RecipeError(
@@ -213,16 +245,46 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     import yaml
 
     if not path.is_file():
-        raise RecipeError(f"recipe file {path} does not exist; recipes live in {RECIPES_DIR}")
+        raise RecipeError(
+            f"recipe file {path} does not exist; the shipped recipes: fixnorm-zoo list --recipes"
+        )
     if path in seen:
         raise RecipeError(f"recipe {path} inherits from itself through {[str(p) for p in seen]}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise RecipeError(f"recipe {path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {path} must be a mapping of field: value")
     parent = data.pop("inherit", None)
     if parent is None:
         return data
-    return {**_read_yaml((path.parent / parent).resolve(), (*seen, path)), **data}
+    return {**_read_yaml(_inherited_path(path, parent), (*seen, path)), **data}
+
+
+def _inherited_path(path: Path, parent: Any) -> Path:
+    """``inherit:`` names a YAML file in the inheriting recipe's own folder (or below it), or a shipped recipe
+    (``fashion_mnist/resnet9s_fixnorm``); it may not climb out of that folder with ``..`` or an absolute path."""
+    if not isinstance(parent, str) or not parent:
+        raise RecipeError(
+            f"recipe {path}: inherit: {parent!r} must name a recipe file, e.g. inherit: base.yaml"
+        )
+    here = path.parent.resolve()
+    candidate = (here / parent).resolve()
+    if candidate.is_relative_to(here) and not Path(parent).is_absolute():
+        return candidate
+    shipped = [RECIPES_DIR / parent, RECIPES_DIR / f"{parent}.yaml"]
+    for p in shipped:
+        if (
+            p.resolve().is_relative_to(RECIPES_DIR.resolve())
+            and p.is_file()
+            and ".." not in Path(parent).parts
+        ):
+            return p.resolve()
+    raise RecipeError(
+        f"recipe {path}: inherit: {parent!r} leaves the recipe's folder {here}; inherit a file beside it or a "
+        "shipped recipe (fixnorm-zoo list --recipes)"
+    )
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -37,9 +38,18 @@ SUMMARY = "summary.json"
 LOG = "log.jsonl"
 
 
+TRAIN_STATE = "train_state.json"
+EMA_WEIGHTS = "ema.safetensors"
+RESUME_MAY_CHANGE = ("data_dir", "workers", "log_every", "keep_last", "log_with")
+"""Recipe fields a resumed run may change without naming them: where the data lives and how the run reports. Any
+other change must be named (``resume_changes``; the CLI names the ``--set`` keys) and is logged per epoch."""
+_CHECKPOINT_NAME = re.compile(r"epoch_\d{4}")
+
+
 @dataclass
 class TrainState:
-    """What the loop needs to resume besides model/optimizer/RNG (registered with accelerate's checkpointing)."""
+    """What the loop needs to resume besides model/optimizer/RNG. Saved as JSON beside accelerate's checkpoint
+    files (``train_state.json``), so resuming never unpickles it."""
 
     epoch: int = 0  # epochs completed
     num_updates: int = 0
@@ -47,6 +57,9 @@ class TrainState:
     best_epoch: int = -1
     train_time_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    resume_changes: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # named recipe changes, with their epoch
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -137,16 +150,56 @@ def _build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
     return train, test, False
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / CHECKPOINTS / LATEST
-    if not pointer.is_file():
-        return None
-    path = run_dir / CHECKPOINTS / pointer.read_text().strip()
-    return path if path.is_dir() else None
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint, or None. The ``latest`` pointer must name a checkpoint folder in this run
+    (``epoch_NNNN``); an empty, foreign or dangling pointer is ignored for the newest complete folder."""
+    candidates = _complete_checkpoints(run_dir)
+    return candidates[0] if candidates else None
 
 
-def _save_checkpoint(accelerator, run_dir: Path, state: TrainState, keep_last: int) -> Path:
-    """save_state into a temporary folder, then rename: a crash mid-write never leaves a broken ``latest``."""
+def _complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint folders, the one ``latest`` names first, then the others newest first."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    done = sorted((p for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name) and (p / TRAIN_STATE).is_file()),
+                  reverse=True)  # fmt: skip
+    pointer = root / LATEST
+    named = pointer.read_text().strip() if pointer.is_file() else ""
+    if _CHECKPOINT_NAME.fullmatch(named) and (root / named) in done:
+        done.remove(root / named)
+        done.insert(0, root / named)
+    return done
+
+
+def _load_checkpoint(accelerator, run_dir: Path, state: TrainState, ema) -> Path | None:
+    """Load the newest checkpoint that loads; a damaged one is skipped for the older complete one kept beside it.
+    Returns the folder loaded, or None when there is none."""
+    from safetensors.torch import load_file
+
+    failures = []
+    for ckpt in _complete_checkpoints(run_dir):
+        try:
+            accelerator.load_state(str(ckpt))
+            state.load_state_dict(json.loads((ckpt / TRAIN_STATE).read_text()))
+            if ema is not None:
+                ema.module.load_state_dict(load_file(str(ckpt / EMA_WEIGHTS)))
+        except Exception as e:  # noqa: BLE001 - any damage: fall back to the older checkpoint
+            failures.append(f"{ckpt.name}: {type(e).__name__}: {e}")
+            continue
+        if failures:
+            accelerator.print(f"warning: skipped damaged checkpoint(s) {failures}")
+        return ckpt
+    if failures:
+        raise DataError(f"--resume: no checkpoint under {run_dir / CHECKPOINTS} could be loaded: {failures}")
+    return None
+
+
+def _save_checkpoint(accelerator, run_dir: Path, state: TrainState, keep_last: int, ema) -> Path:
+    """save_state into a temporary folder, then rename: a crash mid-write never leaves a broken ``latest``. The
+    train state is JSON and the EMA weights safetensors (nothing of ours is pickled)."""
+    from safetensors.torch import save_file
+
     root = run_dir / CHECKPOINTS
     name = f"epoch_{state.epoch:04d}"
     tmp = root / (name + ".tmp")
@@ -156,17 +209,48 @@ def _save_checkpoint(accelerator, run_dir: Path, state: TrainState, keep_last: i
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if ema is not None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in ema.module.state_dict().items()},
+                      str(tmp / EMA_WEIGHTS))  # fmt: skip
+        atomic_write_text(
+            tmp / TRAIN_STATE, json.dumps(state.state_dict())
+        )  # last: marks the folder complete
         shutil.rmtree(root / name, ignore_errors=True)
         os.replace(tmp, root / name)
         atomic_write_text(root / LATEST, name)
         keep = {name, f"epoch_{state.best_epoch:04d}"}
-        done = sorted(p.name for p in root.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        done = sorted(p.name for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name))
         keep.update(done[-keep_last:])
         for old in done:
             if old not in keep:
                 shutil.rmtree(root / old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return root / name
+
+
+def _recipe_changes(recipe: Recipe, run_dir: Path, named: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Fields where ``recipe`` differs from the run's saved ``recipe.yaml``: ``{field: [was, now]}``.
+
+    Raises:
+        RecipeError: a changed field that is neither named nor in :data:`RESUME_MAY_CHANGE`.
+    """
+    from fixnorm_zoo.recipe import load_recipe
+
+    saved_path = run_dir / "recipe.yaml"
+    if not saved_path.is_file():
+        return {}
+    saved = load_recipe(str(saved_path)).to_dict()
+    now = recipe.to_dict()
+    changes = {k: [saved[k], now[k]] for k in now if saved.get(k) != now[k]}
+    unnamed = sorted(k for k in changes if k not in named and k not in RESUME_MAY_CHANGE)
+    if unnamed:
+        said = ", ".join(f"{k}: {changes[k][0]!r} -> {changes[k][1]!r}" for k in unnamed)
+        raise RecipeError(
+            f"--resume {run_dir}: the recipe differs from the run's recipe.yaml ({said}). Resume with the run's own "
+            f"settings (fixnorm-zoo train {saved_path} --resume --output {run_dir}), or name each change with --set "
+            "(it is logged with the epoch it starts at; recipe.yaml keeps the run's original)"
+        )
+    return changes
 
 
 def _save_weights(model: nn.Module, path: Path) -> None:
@@ -179,14 +263,22 @@ def _save_weights(model: nn.Module, path: Path) -> None:
 
 
 def train(
-    recipe: Recipe, *, output_dir: str | Path, resume: bool = False, progress: bool = True
+    recipe: Recipe,
+    *,
+    output_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    resume_changes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``output_dir`` and return its summary (also written to ``summary.json``).
 
     Args:
         recipe: a validated recipe.
         output_dir: the run directory; created if missing.
-        resume: continue from the newest complete checkpoint in ``output_dir`` (exactly as an uninterrupted run).
+        resume: continue from the newest complete checkpoint in ``output_dir`` (exactly as an uninterrupted run);
+            a run that died before its first checkpoint starts again.
+        resume_changes: recipe fields this resume may change from the run's saved recipe (e.g. ``("lr",)`` after
+            a divergence); each change is logged with the epoch it starts at.
         progress: show a progress bar on the main process.
 
     Raises:
@@ -199,10 +291,11 @@ def train(
     from tqdm.auto import tqdm
 
     run_dir = Path(output_dir)
-    if not resume and (run_dir / CHECKPOINTS).exists():
+    if not resume and (latest_checkpoint(run_dir) is not None or (run_dir / SUMMARY).exists()):
         raise FileExistsError(
             f"{run_dir} already holds a run: pass --resume to continue it, or another --output"
         )
+    changes = _recipe_changes(recipe, run_dir, tuple(resume_changes)) if resume else {}
     # On a CPU-only machine Accelerator() under torchrun would train each rank independently: cpu=True makes the
     # processes all-reduce over gloo.
     # amp / grad_accum_steps left unset (None) in the recipe follow `accelerate launch` and `accelerate config`;
@@ -220,6 +313,8 @@ def train(
     if recipe.log_with != "none":
         accelerator.init_trackers(recipe.name, config={k: str(v) for k, v in recipe.to_dict().items()})
     set_seed(recipe.seed)
+    if accelerator.is_local_main_process:
+        _warn_if_oversubscribed(accelerator)
     accum = accelerator.gradient_accumulation_steps
     per_process = recipe.batch_size // accum // accelerator.num_processes
     if per_process < 1 or per_process * accelerator.num_processes * accum != recipe.batch_size:
@@ -253,21 +348,22 @@ def train(
         ema = ModelEmaV3(model, decay=recipe.model_ema_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = TrainState()
-    accelerator.register_for_checkpointing(state)
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
 
     mixup_fn, criterion = _loss_and_mixup(recipe)
-    if resume:
-        ckpt = _latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint under {run_dir / CHECKPOINTS}")
-        accelerator.load_state(str(ckpt))
+    ckpt = _load_checkpoint(accelerator, run_dir, state, ema) if resume else None
+    if ckpt is not None:
         accelerator.print(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates)")
+        if changes:
+            state.resume_changes.append({"from_epoch": state.epoch + 1, "changes": changes})
+    elif resume:
+        accelerator.print(
+            f"--resume: no complete checkpoint under {run_dir / CHECKPOINTS}; starting from epoch 1"
+        )
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CHECKPOINTS).mkdir(exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+        if ckpt is None:  # a resumed run keeps the recipe it was started with
+            atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
 
     inner_opt = getattr(optimizer, "optimizer", optimizer)
     roles = (
@@ -329,10 +425,12 @@ def train(
         state.train_time_s += train_s
         if score > state.best_top1:
             state.best_top1, state.best_epoch = score, state.epoch
+        if state.resume_changes and state.resume_changes[-1]["from_epoch"] == state.epoch:
+            row["resume_changes"] = state.resume_changes[-1]["changes"]
         state.history.append(row)
         if recipe.log_with != "none":
             accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.epoch)
-        _save_checkpoint(accelerator, run_dir, state, recipe.keep_last)
+        _save_checkpoint(accelerator, run_dir, state, recipe.keep_last, ema)
         if accelerator.is_main_process:
             # rewritten from the checkpointed history: after a kill and --resume it holds each epoch once
             atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state.history))
@@ -343,6 +441,27 @@ def train(
     if recipe.log_with != "none":
         accelerator.end_training()  # closes the trackers (and tears the process group down): last, after _finish
     return summary
+
+
+def _warn_if_oversubscribed(accelerator) -> None:
+    """Two torch jobs that each use every core slow each other down up to 10x (measured here: 0.4 s -> 3.5 s a
+    batch). Warn when the cores are already busy (1-minute load average) and this run would add more threads than
+    are left."""
+    if accelerator.device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = torch.get_num_threads() * accelerator.num_processes
+    busy = os.getloadavg()[0]
+    if busy >= 0.75 and busy + threads > cores + 0.5:
+        import warnings
+
+        warnings.warn(
+            f"the {cores} cores are already busy (load {busy:.1f}) and this run adds {threads} threads: the jobs "
+            f"will slow each other down several-fold. Set OMP_NUM_THREADS so the total stays within {cores} cores, "
+            "or run one job at a time.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _roles_for_logging(recipe: Recipe, model: nn.Module) -> dict[str, str]:
@@ -372,7 +491,7 @@ def _diagnostics(optimizer, model: nn.Module, roles: dict[str, str] | None) -> d
 
 def _check_finite(loss: float, epoch: int, run_dir: Path) -> None:
     if not math.isfinite(loss):
-        last = _latest_checkpoint(run_dir)
+        last = latest_checkpoint(run_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
         raise TrainingDiverged(
             f"training loss became {loss} in epoch {epoch + 1}; {kept}. Lower the LR (or fc_norm) and resume "

@@ -308,14 +308,14 @@ def _run_trial(
     from accelerate.state import AcceleratorState
 
     from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.train import _latest_checkpoint, train
+    from fixnorm_zoo.train import latest_checkpoint, train
 
     record: dict[str, Any] = {"trial": param_key(params), "params": params}
     t0 = time.perf_counter()
     try:
         trial_recipe = load_recipe(recipe.to_dict(), overrides={**proxy, **params})
         # a trial killed half-way continues from its last complete checkpoint, or starts over without one
-        resume = _latest_checkpoint(run_dir) is not None
+        resume = latest_checkpoint(run_dir) is not None
         if not resume and run_dir.exists() and is_main_process():
             shutil.rmtree(run_dir, ignore_errors=True)
         summary = train(trial_recipe, output_dir=run_dir, resume=resume, progress=progress)

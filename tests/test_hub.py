@@ -32,7 +32,7 @@ def _train(out: Path, seed: int, **extra) -> Path:
     from fixnorm_zoo.recipe import load_recipe
     from fixnorm_zoo.train import train
 
-    train(load_recipe("fashion_mnist/demo_fixnorm", overrides={**QUICK, "seed": seed, **extra}), output_dir=out,
+    train(load_recipe("fashion_mnist/resnet18_fixnorm", overrides={**QUICK, "seed": seed, **extra}), output_dir=out,
           progress=False)  # fmt: skip
     AcceleratorState._reset_state(reset_partial_state=True)
     return out

@@ -33,9 +33,9 @@ def test_twins_differ_only_in_method() -> None:
 
 def test_unknown_field_lists_allowed_and_suggests() -> None:
     with pytest.raises(RecipeError, match=r"'leraning_rate'.*allowed fields:.*'lr'") as err:
-        load_recipe("fashion_mnist/demo_fixnorm", overrides={"leraning_rate": 0.1})
+        load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"leraning_rate": 0.1})
     with pytest.raises(RecipeError, match=r"'epoch' \(did you mean 'epochs'\?\)"):
-        load_recipe("fashion_mnist/demo_fixnorm", overrides={"epoch": 3})
+        load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"epoch": 3})
     assert "allowed fields" in str(err.value)
 
 
@@ -52,7 +52,7 @@ def test_unknown_field_lists_allowed_and_suggests() -> None:
 )
 def test_bad_values_name_field_value_and_allowed(overrides: dict, match: str) -> None:
     with pytest.raises(RecipeError, match=match):
-        load_recipe("fashion_mnist/demo_fixnorm", overrides=overrides)
+        load_recipe("fashion_mnist/resnet18_fixnorm", overrides=overrides)
 
 
 def test_unknown_recipe_name_suggests() -> None:
@@ -66,13 +66,13 @@ def test_overrides_parse_yaml_scalars_and_nesting() -> None:
     }  # fmt: skip
     with pytest.raises(RecipeError, match="key=value"):
         parse_overrides(["lr"])
-    base = load_recipe("fashion_mnist/demo_fixnorm").model_args
-    recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides=parse_overrides(["model_args.foo=1"]))
+    base = load_recipe("fashion_mnist/resnet18_fixnorm").model_args
+    recipe = load_recipe("fashion_mnist/resnet18_fixnorm", overrides=parse_overrides(["model_args.foo=1"]))
     assert recipe.model_args == {**base, "foo": 1} and len(base) >= 1  # merged, not replaced
 
 
 def test_int_for_float_field_is_accepted() -> None:
-    assert load_recipe("fashion_mnist/demo_fixnorm", overrides={"lr": 1}).lr == 1.0
+    assert load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"lr": 1}).lr == 1.0
 
 
 def test_fashion_mnist_recipes_hold_the_tuners_result() -> None:

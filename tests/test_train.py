@@ -19,7 +19,7 @@ QUICK = {"train_subset": 768, "epochs": 3, "batch_size": 64, "log_every": 1,
 
 
 def _recipe(**extra):
-    return load_recipe("fashion_mnist/demo_fixnorm", overrides={**QUICK, **extra})
+    return load_recipe("fashion_mnist/resnet18_fixnorm", overrides={**QUICK, **extra})
 
 
 def _log(run: Path) -> list[dict]:
@@ -44,8 +44,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path, monkeypatch
 
     real_save = train_mod._save_checkpoint
 
-    def save_then_die(accelerator, run_dir, state, keep_last):
-        path = real_save(accelerator, run_dir, state, keep_last)
+    def save_then_die(accelerator, run_dir, state, keep_last, ema):
+        path = real_save(accelerator, run_dir, state, keep_last, ema)
         if state.epoch == 2:
             raise _Killed
         return path
@@ -83,7 +83,7 @@ def test_crash_while_writing_checkpoint_keeps_previous(tmp_path: Path, monkeypat
     with pytest.raises(OSError, match="simulated"):
         train_mod.train(recipe, output_dir=tmp_path, progress=False)
     assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch_0001"
-    assert train_mod._latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "epoch_0001"
+    assert train_mod.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "epoch_0001"
 
 
 def test_divergence_stops_with_clear_error(tmp_path: Path) -> None:
@@ -180,9 +180,9 @@ def test_two_processes_match_one_process_with_same_global_batch(tmp_path: Path) 
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     cmd_two = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-               "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/demo_fixnorm", "--output", str(tmp_path / "two"),
+               "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", "--output", str(tmp_path / "two"),
                "--no-progress", *args]  # fmt: skip
-    cmd_one = [sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/demo_fixnorm", "--output",
+    cmd_one = [sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", "--output",
                str(tmp_path / "one"), "--no-progress", *args]  # fmt: skip
     for cmd in (cmd_two, cmd_one):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -235,3 +235,88 @@ def test_tensorboard_tracker_writes_event_files(tmp_path: Path) -> None:
     acc = EventAccumulator(str(events[0].parent))
     acc.Reload()
     assert "top1" in acc.Tags()["scalars"] and len(acc.Scalars("top1")) == 2
+
+
+def _reset() -> None:
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_resume_refuses_unnamed_recipe_changes_and_logs_named_ones(tmp_path: Path, monkeypatch) -> None:
+    from fixnorm_zoo.errors import RecipeError
+
+    recipe = _recipe(epochs=2)
+    real_save = train_mod._save_checkpoint
+
+    def save_then_die(accelerator, run_dir, state, keep_last, ema):
+        real_save(accelerator, run_dir, state, keep_last, ema)
+        raise _Killed
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        train_mod.train(recipe, output_dir=tmp_path, progress=False)
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    original = (tmp_path / "recipe.yaml").read_text()
+    _reset()
+    changed = _recipe(epochs=2, lr=0.01, seed=5)
+    with pytest.raises(RecipeError, match=r"lr: 0.05 -> 0.01.*seed: 0 -> 5|seed.*lr"):
+        train_mod.train(changed, output_dir=tmp_path, resume=True, progress=False)
+    _reset()
+    train_mod.train(_recipe(epochs=2, lr=0.01), output_dir=tmp_path, resume=True, progress=False,
+                    resume_changes=("lr",))  # fmt: skip
+    assert (
+        tmp_path / "recipe.yaml"
+    ).read_text() == original  # the run's recipe stays what it was started with
+    rows = _log(tmp_path)
+    assert "resume_changes" not in rows[0] and rows[1]["resume_changes"] == {"lr": [0.05, 0.01]}
+
+
+def test_resume_skips_a_damaged_checkpoint_and_a_bad_pointer(tmp_path: Path) -> None:
+    recipe = _recipe(epochs=2)
+    train_mod.train(recipe, output_dir=tmp_path / "ref", progress=False)
+    _reset()
+    run = tmp_path / "run"
+    train_mod.train(_recipe(epochs=2, keep_last=2), output_dir=run, progress=False)
+    ckpts = run / "checkpoints"
+    assert not list(ckpts.rglob("custom_checkpoint_*.pkl"))  # the train state is JSON, not a pickle
+    for f in (ckpts / "epoch_0002").iterdir():  # the newest checkpoint damaged
+        if f.suffix in (".safetensors", ".bin"):
+            f.write_bytes(b"garbage")
+    (ckpts / "latest").write_text("../../elsewhere")
+    assert train_mod.latest_checkpoint(run) == ckpts / "epoch_0002"  # the pointer is ignored, not followed
+    (run / "summary.json").unlink()
+    _reset()
+    summary = train_mod.train(_recipe(epochs=2, keep_last=2), output_dir=run, resume=True, progress=False)
+    assert summary["top1"] == json.loads((tmp_path / "ref" / "summary.json").read_text())["top1"]
+
+
+def test_run_killed_before_its_first_checkpoint_can_start_again(tmp_path: Path, monkeypatch) -> None:
+    def die(*args, **kwargs):
+        raise _Killed
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", die)
+    with pytest.raises(_Killed):
+        train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
+    monkeypatch.undo()
+    _reset()
+    summary = train_mod.train(
+        _recipe(epochs=1), output_dir=tmp_path, progress=False
+    )  # no "already holds a run"
+    assert summary["epochs"] == 1
+    _reset()
+    with pytest.raises(FileExistsError):
+        train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
+
+
+def test_training_that_would_make_no_update_is_refused(tmp_path: Path) -> None:
+    from fixnorm_zoo.errors import RecipeError
+
+    with pytest.raises(DataError, match="no update"):
+        train_mod.train(
+            _recipe(epochs=1, train_subset=32, batch_size=64), output_dir=tmp_path, progress=False
+        )
+    for bad in ({"train_subset": 0}, {"train_subset": -59000}, {"lr": float("nan")}, {"std": [0.0]},
+                {"min_lr": 1.0}, {"warmup_epochs": -1.0}, {"fc_norm": -5.0}):  # fmt: skip
+        with pytest.raises(RecipeError):
+            _recipe(**bad)

@@ -117,7 +117,7 @@ def test_wd_twin_tunes_weight_decay_and_lr(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> None:
-    recipe = load_recipe("fashion_mnist/demo_fixnorm", overrides={"batch_size": 64,
+    recipe = load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"batch_size": 64,
                          "model_args": {"channels": [8, 16, 32, 64]}})  # fmt: skip
     result = tuning.tune(recipe, trials=2, output_dir=tmp_path, proxy_epochs=1, proxy_subset=256, holdout=512,
                          progress=False)  # fmt: skip
@@ -138,7 +138,7 @@ def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-           "-m", "fixnorm_zoo.cli", "tune", "fashion_mnist/demo_fixnorm", "--trials", "2", "--proxy-subset", "256",
+           "-m", "fixnorm_zoo.cli", "tune", "fashion_mnist/resnet18_fixnorm", "--trials", "2", "--proxy-subset", "256",
            "--holdout", "256", "--set", "batch_size=64", "--set", "model_args.channels=[8,16,32,64]",
            "--output", str(tmp_path), "--no-progress"]  # fmt: skip
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
@@ -150,6 +150,6 @@ def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
     summary = json.loads(
         (tmp_path / "runs" / f"fc_norm={first['fc_norm']:g}_lr={first['lr']:g}" / "summary.json").read_text()
     )
-    demo = load_recipe("fashion_mnist/demo_fixnorm")
+    demo = load_recipe("fashion_mnist/resnet18_fixnorm")
     assert first == {"fc_norm": demo.fc_norm, "lr": demo.lr}  # the search starts at the recipe's values
     assert summary["num_processes"] == 2

@@ -1,0 +1,107 @@
+"""Training speed of the Fashion-MNIST families on this CPU, against the machine's own measured ceiling.
+
+    .venv/bin/python bench/fmnist_speed.py [--batch 256] [--steps 12] [--out bench/fmnist_speed.txt]
+
+For each family (the zoo's recipes' models): params, forward MMACs per image (torch's FLOP counter), img/s of a
+bare training step (forward, label-smoothed loss, backward, SGD step) in NCHW and channels_last, and the achieved
+training GFLOP/s (3x the forward FLOPs) as a fraction of the ceiling. The ceiling is measured in the same run: the
+best of an fp32 1024x1024 matmul and a channels_last 3x3 conv at these shapes. Run it with nothing else on the
+cores (a second torch job slows a step up to 10x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from fixnorm_zoo.models import create_model
+from fixnorm_zoo.recipe import load_recipe
+
+FAMILIES = {
+    "resnet9s w16 (fmnist_resnet9s)": ("fashion_mnist/resnet9s_fixnorm", {}),
+    "resnet9s w24": ("fashion_mnist/resnet9s_fixnorm", {"model_args": {"widths": [24, 48, 96, 192]}}),
+    "resnet9s w32": ("fashion_mnist/resnet9s_fixnorm", {"model_args": {"widths": [32, 64, 128, 256]}}),
+    "resnet18 half, os8 (fmnist_resnet18)": ("fashion_mnist/resnet18_fixnorm", {}),
+    "mobilenetv2_050 (fmnist_mobilenetv2_050)": ("fashion_mnist/mobilenetv2_050_fixnorm", {}),
+}
+
+
+def _median_time(fn, steps: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def ceiling_gflops() -> dict[str, float]:
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    mm = 2 * 1024**3 / _median_time(lambda: a @ b, 20) / 1e9
+    conv = nn.Conv2d(64, 64, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    x = torch.randn(256, 64, 14, 14).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        cv = 2 * 256 * 14 * 14 * 9 * 64 * 64 / _median_time(lambda: conv(x), 20) / 1e9
+    return {"matmul_1024": mm, "conv3x3_cl": cv}
+
+
+def train_step_speed(model: nn.Module, *, batch: int, steps: int, channels_last: bool) -> float:
+    model = model.train()
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    crit = nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        crit(model(x), y).backward()
+        opt.step()
+
+    return batch / _median_time(step, steps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, fp32"]
+    ceil = ceiling_gflops()
+    peak = max(ceil.values())
+    lines.append(
+        "ceiling GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in ceil.items()) + f" (peak {peak:.0f})"
+    )
+    lines.append(f"{'family':42s} {'params':>7s} {'MMACs':>7s} {'NCHW img/s':>10s} {'CL img/s':>9s} "
+                 f"{'CL/NCHW':>7s} {'GFLOP/s':>7s} {'of peak':>7s}")  # fmt: skip
+    for label, (ref, overrides) in FAMILIES.items():
+        recipe = load_recipe(ref, overrides=overrides)
+        model = create_model(recipe)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model.eval()(torch.randn(1, 1, 28, 28))
+        macs = counter.get_total_flops() / 2
+        params = sum(p.numel() for p in model.parameters())
+        nchw = train_step_speed(create_model(recipe), batch=args.batch, steps=args.steps, channels_last=False)
+        cl = train_step_speed(create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True)
+        gflops = 6 * macs * max(nchw, cl) / 1e9  # training = 3x the forward's 2*MACs
+        lines.append(f"{label:42s} {params / 1e6:6.2f}M {macs / 1e6:7.1f} {nchw:10.0f} {cl:9.0f} {cl / nchw:7.2f} "
+                     f"{gflops:7.0f} {gflops / peak:7.0%}")  # fmt: skip
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
