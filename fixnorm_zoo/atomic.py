@@ -51,3 +51,12 @@ def file_lock(path: str | Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def fault_point(name: str) -> None:
+    """A named point where the fault-injection tests kill the process (``FIXNORM_ZOO_KILL_AT=name``, SIGKILL: no
+    cleanup runs, as with a power cut or the OOM killer). A no-op unless that variable names this point."""
+    if os.environ.get("FIXNORM_ZOO_KILL_AT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

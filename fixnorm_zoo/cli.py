@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FixNormZooError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
         if debug:
             raise
-        print(f"fixnorm-zoo {args.command}: error: {e}", file=sys.stderr)
+        print(f"fixnorm-zoo {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except OSError as e:  # a full disk, a read-only folder: the user's to fix, not a bug
         if debug or e.errno is None:  # errno None: not a file-system error (an HTTP error, say)

@@ -218,6 +218,10 @@ def evaluate(
             "a results CSV holds single-view rows (timm's columns, as validate.py measures them): drop the TTA "
             "option or the results CSV"
         )
+    if isinstance(batch_size, bool) or batch_size < 1:
+        raise FixNormZooError(f"--batch-size {batch_size}: give a positive number of images per batch")
+    if results_csv is not None:
+        _check_results_csv(Path(results_csv))
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, cfg, name = load_source(source)
     batches, disjoint, num_classes = _batches_for(data, cfg, batch_size=batch_size, workers=workers,
@@ -229,13 +233,42 @@ def evaluate(
     row = results_row(model_name=name, metrics=metrics, param_count=sum(p.numel() for p in model.parameters()),
                       eval_cfg=cfg)  # fmt: skip
     if results_csv is not None and accelerator.is_main_process:
-        import csv
-
-        path = Path(results_csv)
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        _append_results_row(Path(results_csv), row)
     return {**row, "n": metrics["n"], "tta": tta}
+
+
+def _check_results_csv(path: Path) -> None:
+    """Before any evaluation work: the results CSV must be a file (or creatable) with timm's columns."""
+    from fixnorm_zoo.errors import FixNormZooError
+
+    if path.is_dir():
+        raise FixNormZooError(f"--results-csv {path} is a directory: name a CSV file")
+    if not path.parent.is_dir():
+        raise FixNormZooError(
+            f"--results-csv {path}: its folder {path.parent} does not exist; create it first"
+        )
+    if path.is_file() and path.stat().st_size:
+        with open(path, newline="") as f:
+            header = f.readline().strip().split(",")
+        if tuple(header) != RESULTS_COLUMNS:
+            raise FixNormZooError(
+                f"--results-csv {path} has the columns {header}, not timm's {list(RESULTS_COLUMNS)}: name another file"
+            )
+
+
+def _append_results_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one row under a lock, rewriting the file atomically (two evaluations never interleave)."""
+    import csv
+    import io
+
+    from fixnorm_zoo.atomic import atomic_write_text, file_lock
+
+    with file_lock(path):
+        _check_results_csv(path)
+        old = path.read_text() if path.is_file() else ""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
+        if not old:
+            writer.writeheader()
+        writer.writerow(row)
+        atomic_write_text(path, old + out.getvalue())

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fixnorm_zoo.atomic import fault_point
 from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
 
 EVAL_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
@@ -136,7 +137,7 @@ def publish(
         Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix=".fixnorm_publish_", dir=staging_parent))
     )
     try:
-        _write_repo_folder(run_dir, folder, recipe=recipe, summary=summary, measured=measured, repo_id=repo_id,
+        _write_repo_folder_or_fail(run_dir, folder, recipe=recipe, summary=summary, measured=measured, repo_id=repo_id,
                            zoo_name=zoo_name, existing=existing, twin=Path(twin) if twin else None,
                            eval_data=eval_data, recipe_ref=recipe_ref)  # fmt: skip
         weights = folder / "model.safetensors"
@@ -145,6 +146,7 @@ def publish(
                   "top1": measured["top1"], "top5": measured["top5"], "folder": str(folder)}  # fmt: skip
         if dry_run:
             return result
+        fault_point("publish:staged")
         if dest is not None:
             _swap_into_place(folder, dest)
             result["folder"] = str(dest)
@@ -192,6 +194,7 @@ def publish(
             "sha256": sha,
         },  # fmt: skip
     }
+    fault_point("publish:before_registry")
     reg.upsert(ModelInfo.from_dict(entry))
     return result
 
@@ -228,6 +231,20 @@ def _swap_into_place(folder: Path, dest: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_repo_folder_or_fail(run_dir: Path, folder: Path, **kwargs) -> None:
+    """:func:`_write_repo_folder`, with safetensors' own I/O error (a full disk, say) raised as the OSError it is."""
+    from safetensors import SafetensorError
+
+    try:
+        _write_repo_folder(run_dir, folder, **kwargs)
+    except SafetensorError as e:
+        import errno
+
+        no_space = "No space left" in str(e)
+        raise OSError(errno.ENOSPC if no_space else errno.EIO, "No space left on device" if no_space else str(e),
+                      str(folder)) from e  # fmt: skip
 
 
 def _write_repo_folder(run_dir: Path, folder: Path, *, recipe, summary, measured, repo_id, zoo_name, existing, twin,

@@ -147,10 +147,10 @@ class Recipe:
             raise RecipeError(
                 f"recipe fields min_lr={self.min_lr} > lr={self.lr}: the schedule ends at min_lr <= lr"
             )
-        if self.warmup_epochs >= self.epochs:
+        if self.warmup_epochs > self.epochs:
             raise RecipeError(
-                f"recipe fields warmup_epochs={self.warmup_epochs} >= epochs={self.epochs}: warm-up must end before"
-                " training does"
+                f"recipe fields warmup_epochs={self.warmup_epochs} > epochs={self.epochs}: warm-up cannot outlast"
+                " training"
             )
         if self.train_subset is not None and self.train_subset < 1:
             raise RecipeError(
@@ -253,7 +253,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise RecipeError(f"recipe {path} is not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise RecipeError(
+            f"recipe {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}"
+        ) from e
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {path} must be a mapping of field: value")
     parent = data.pop("inherit", None)
@@ -271,7 +275,7 @@ def _inherited_path(path: Path, parent: Any) -> Path:
         )
     here = path.parent.resolve()
     candidate = (here / parent).resolve()
-    if candidate.is_relative_to(here) and not Path(parent).is_absolute():
+    if candidate.is_relative_to(here) and not Path(parent).is_absolute() and candidate.is_file():
         return candidate
     shipped = [RECIPES_DIR / parent, RECIPES_DIR / f"{parent}.yaml"]
     for p in shipped:
@@ -281,6 +285,9 @@ def _inherited_path(path: Path, parent: Any) -> Path:
             and ".." not in Path(parent).parts
         ):
             return p.resolve()
+    if candidate.is_relative_to(here) and not Path(parent).is_absolute():
+        raise RecipeError(f"recipe {path}: inherit: {parent!r} is neither a file beside it nor a shipped recipe "
+                          "(fixnorm-zoo list --recipes)")  # fmt: skip
     raise RecipeError(
         f"recipe {path}: inherit: {parent!r} leaves the recipe's folder {here}; inherit a file beside it or a "
         "shipped recipe (fixnorm-zoo list --recipes)"

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fixnorm_zoo.atomic import atomic_write_text
+from fixnorm_zoo.atomic import atomic_write_text, fault_point
 from fixnorm_zoo.errors import DataError, RecipeError, TrainingDiverged
 from fixnorm_zoo.evaluate import accuracy_counts
 from fixnorm_zoo.models import create_model, eval_config
@@ -431,6 +431,7 @@ def train(
         if recipe.log_with != "none":
             accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.epoch)
         _save_checkpoint(accelerator, run_dir, state, recipe.keep_last, ema)
+        fault_point(f"train:checkpoint_{state.epoch}")
         if accelerator.is_main_process:
             # rewritten from the checkpointed history: after a kill and --resume it holds each epoch once
             atomic_write_text(run_dir / LOG, "".join(json.dumps(r) + "\n" for r in state.history))

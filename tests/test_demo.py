@@ -17,10 +17,10 @@ def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(t
     monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
     before = REGISTRY_FILE.read_text()
     result = run_demo(output_dir=tmp_path, overrides={"train_subset": 512, "epochs": 1, "batch_size": 64,
-                                                      "model_args": {"channels": [8, 16, 32, 64]}})  # fmt: skip
+                                                      "model_args": {"widths": [8, 8, 16, 32]}})  # fmt: skip
     out = capsys.readouterr().out
     assert REGISTRY_FILE.read_text() == before
-    assert "FIXNORM_ZOO_REGISTRY" not in os.environ and "FIXNORM_ZOO_HUB" not in os.environ  # restored
+    assert "FIXNORM_ZOO_REGISTRY" not in os.environ and "FIXNORM_ZOO_HUB" not in os.environ  # never set
     entry = next(
         m for m in json.loads((tmp_path / "zoo.json").read_text())["models"] if m["name"] == DEMO_NAME
     )
@@ -30,3 +30,19 @@ def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(t
     assert (tmp_path / "hub" / DEMO_REPO / "README.md").read_text().startswith("---")
     assert (tmp_path / "predictions.png").stat().st_size > 20_000
     assert "weight-decay twin (recorded" in out and str(tmp_path / "predictions.png") in out
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    import pytest
+
+    from fixnorm_zoo.demo import run_demo
+    from fixnorm_zoo.errors import FixNormZooError
+
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "keep.txt").write_text("user data")
+    (tmp_path / "zoo.json").write_text("{}")
+    with pytest.raises(FixNormZooError, match="not made by an earlier demo"):
+        run_demo(output_dir=tmp_path)
+    assert (tmp_path / "hub" / "keep.txt").read_text() == "user data" and (
+        tmp_path / "zoo.json"
+    ).read_text() == "{}"

@@ -1,0 +1,330 @@
+"""Fault injection: what a hostile or careless user, a kill -9, a full disk or a second process can do, and that
+nothing is lost, nothing escapes its folder, and every user mistake is one ``error:`` line.
+
+Kill points are named in the package (``fixnorm_zoo.atomic.fault_point``) and fired with ``FIXNORM_ZOO_KILL_AT``
+in a subprocess (SIGKILL: no cleanup runs). Race tests loop a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from fixnorm_zoo.errors import FixNormZooError, IntegrityError, RecipeError
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"widths": [8, 8, 16, 32]}}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIXNORM_ZOO_")}
+    env.update(OMP_NUM_THREADS="1", TQDM_DISABLE="1", PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def _cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", *args], env=_env(**env), cwd=cwd,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def _one_error_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and ": error: " in lines[0], r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """One finished tiny resnet9s run."""
+    from accelerate.state import AcceleratorState
+
+    from fixnorm_zoo.recipe import load_recipe
+    from fixnorm_zoo.train import train
+
+    out = tmp_path_factory.mktemp("faults") / "run"
+    train(load_recipe("fashion_mnist/resnet9s_fixnorm", overrides=TINY), output_dir=out, progress=False)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return out
+
+
+@pytest.fixture
+def registry(tmp_path) -> Path:
+    path = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", path)
+    return path
+
+
+# -- paths built from user input stay where they belong -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["x/../../victim", "/abs/victim", "a/b/c", "../victim", "ok/..", "org/.."]
+)
+def test_publish_repo_id_cannot_leave_the_mirror(run, registry, tmp_path, repo_id) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep")
+    mirror = tmp_path / "mirror" / "sub"
+    mirror.mkdir(parents=True)
+    if repo_id.startswith("/"):
+        repo_id = str(victim)
+    r = _cli("publish", str(run), "--repo-id", repo_id, "--mirror", str(mirror), "--registry", str(registry))
+    assert "not a Hub ORG/NAME" in _one_error_line(r) or "ORG/NAME" in r.stderr
+    assert (victim / "precious.txt").read_text() == "keep" and sorted(p.name for p in victim.iterdir()) == [
+        "precious.txt"
+    ]
+    assert not any(mirror.iterdir())
+
+
+@pytest.mark.parametrize("parent", ["../../../etc/passwd", "/etc/passwd", "../outside.yaml"])
+def test_recipe_inherit_cannot_leave_its_folder(tmp_path, parent) -> None:
+    from fixnorm_zoo.recipe import load_recipe
+
+    (tmp_path / "outside.yaml").write_text("name: x\nmodel: resnet9s\ndataset: fashion_mnist\n")
+    (tmp_path / "sub").mkdir()
+    recipe = tmp_path / "sub" / "r.yaml"
+    recipe.write_text(f"inherit: {parent}\nname: r\n")
+    with pytest.raises(RecipeError, match="leaves the recipe's folder"):
+        load_recipe(recipe)
+
+
+def test_recipe_may_inherit_a_shipped_recipe_by_name(tmp_path) -> None:
+    from fixnorm_zoo.recipe import load_recipe
+
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("inherit: fashion_mnist/resnet9s_fixnorm\nname: mine\nepochs: 1\n")
+    loaded = load_recipe(recipe)
+    assert loaded.model == "resnet9s" and loaded.epochs == 1
+
+
+@pytest.mark.parametrize("name", ["../zoo", "/etc/passwd", "fmnist_resnet9s/../x"])
+def test_zoo_names_are_names_not_paths(name) -> None:
+    from fixnorm_zoo import load
+    from fixnorm_zoo.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError):
+        load(name)
+
+
+def test_dry_run_refuses_a_non_empty_folder_and_touches_nothing(run, registry, tmp_path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    key = out / "id_key"
+    key.write_text("secret")
+    key.chmod(0o600)
+    (out / "README.md").write_text("my readme")
+    r = _cli("publish", str(run), "--repo-id", "org/x", "--dry-run", str(out), "--registry", str(registry))
+    assert "not a new or empty folder" in _one_error_line(r)
+    assert (key.stat().st_mode & 0o777) == 0o600 and (out / "README.md").read_text() == "my readme"
+
+
+def test_local_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path) -> None:
+    from fixnorm_zoo.evaluate import load_source
+
+    (tmp_path / "resnet50").mkdir()  # a folder named like a zoo entry (recipe status: no weights)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(FixNormZooError, match="recipe, its weights are not published"):
+            load_source("resnet50")
+    finally:
+        os.chdir(cwd)
+
+
+# -- nothing lost: publishing and the registry under kills, races and a full disk ------------------------------
+
+
+def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_path) -> None:
+    before = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
+    r = _cli("publish", str(run), "--repo-id", "org/x", "--name", "fmnist_resnet18_wd", "--mirror",
+             str(tmp_path / "m"), "--registry", str(registry))  # fmt: skip
+    assert "--replace" in _one_error_line(r)
+    after = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
+    assert after == before
+
+
+def test_registry_option_is_the_registry_read_and_written(run, tmp_path) -> None:
+    registry = tmp_path / "other.json"
+    registry.write_text('{"models": []}\n')
+    r = _cli("publish", str(run), "--repo-id", "org/x", "--name", "fmnist_resnet18_wd", "--mirror",
+             str(tmp_path / "m"), "--registry", str(registry))  # fmt: skip
+    assert r.returncode == 0, r.stderr  # not found in X, so no "already published" from the package's file
+    (entry,) = json.loads(registry.read_text())["models"]
+    assert entry["architecture"] == "resnet9s" and entry["gmacs"] is None and entry["notes"] == ""
+    assert not entry["recipe"].startswith("/")  # no local absolute path in a registry
+
+
+def test_concurrent_registry_writers_lose_nothing(tmp_path) -> None:
+    registry = tmp_path / "zoo.json"
+    registry.write_text('{"models": []}\n')
+    code = (
+        "import sys\nfrom fixnorm_zoo.registry import ModelInfo, Registry\nreg = Registry(sys.argv[1])\n"
+        "for i in range(25):\n"
+        "    reg.upsert(ModelInfo(name=f'{sys.argv[2]}_{i}', architecture='resnet9s', dataset='fashion_mnist',"
+        " recipe='fashion_mnist/resnet9s_fixnorm'))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(registry), f"p{k}"], env=_env()) for k in range(3)
+    ]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    names = {m["name"] for m in json.loads(registry.read_text())["models"]}
+    assert len(names) == 75
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_weights_swapped_during_loads_are_never_returned(run, registry, tmp_path) -> None:
+    """A second writer swaps the mirror's weights file between the published one and another run's while loads
+    run: every load either returns the published weights or refuses with IntegrityError."""
+    from safetensors.torch import load_file, save_file
+
+    from fixnorm_zoo import load
+    from fixnorm_zoo.publish import publish
+
+    publish(run, repo_id="org/swap", name="swap", mirror=tmp_path / "m", registry=registry)
+    path = tmp_path / "m" / "org" / "swap" / "model.safetensors"
+    good = path.read_bytes()
+    other = {k: v + 1 if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    save_file(other, str(tmp_path / "other.safetensors"))
+    bad = (tmp_path / "other.safetensors").read_bytes()
+    expected = load_file(str(path))
+    stop = threading.Event()
+
+    def swapper() -> None:
+        i = 0
+        while not stop.is_set():
+            tmp = path.with_name(f"swap{i % 2}")
+            tmp.write_bytes(bad if i % 2 else good)
+            os.replace(tmp, path)
+            i += 1
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    refused = 0
+    try:
+        for _ in range(40):
+            try:
+                model = load("swap", registry=registry, mirror=tmp_path / "m")
+            except IntegrityError:
+                refused += 1
+                continue
+            state = model.state_dict()
+            assert all(torch.equal(state[k], expected[k]) for k in expected)
+    finally:
+        stop.set()
+        thread.join()
+    assert refused < 40  # both outcomes happened or at least loads succeeded; none returned the other weights
+
+
+def test_kill_while_publishing_keeps_the_old_model_and_registry(run, registry, tmp_path) -> None:
+    mirror = tmp_path / "m"
+    r = _cli("publish", str(run), "--repo-id", "org/k", "--name", "k", "--mirror", str(mirror), "--registry",
+             str(registry))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    old_files = {p.name: p.read_bytes() for p in (mirror / "org" / "k").iterdir()}
+    old_registry = registry.read_text()
+    for point in ("publish:staged", "publish:before_registry"):
+        r = _cli("publish", str(run), "--repo-id", "org/k", "--name", "k", "--mirror", str(mirror), "--registry",
+                 str(registry), "--replace", FIXNORM_ZOO_KILL_AT=point)  # fmt: skip
+        assert r.returncode == -9, (point, r.stderr)
+        assert registry.read_text() == old_registry  # the registry never names a half-published model
+        repo = mirror / "org" / "k"
+        assert sorted(p.name for p in repo.iterdir()) == sorted(old_files)  # a whole repo is always in place
+    from fixnorm_zoo import load
+
+    load("k", registry=registry, mirror=mirror)  # same run re-published: same bytes, so it still loads
+
+
+def test_kill_during_training_then_resume_matches(tmp_path) -> None:
+    args = ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "epochs=2", "--set", "train_subset=256", "--set",
+            "batch_size=64", "--set", "model_args.widths=[8,8,16,32]", "--no-progress"]  # fmt: skip
+    ref = _cli(*args, "--output", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    r = _cli(*args, "--output", str(tmp_path / "run"), FIXNORM_ZOO_KILL_AT="train:checkpoint_1")
+    assert r.returncode == -9
+    again = _cli(*args, "--output", str(tmp_path / "run"))
+    assert "already holds a run" in _one_error_line(again)
+    r = _cli(*args, "--output", str(tmp_path / "run"), "--resume")
+    assert r.returncode == 0, r.stderr
+    top1 = [json.loads((tmp_path / d / "summary.json").read_text())["top1"] for d in ("ref", "run")]
+    assert top1[0] == top1[1]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="a tmpfs needs root and mount")
+def test_full_disk_is_an_error_line_and_leaves_nothing_half_written(run, registry, tmp_path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        r = _cli("publish", str(run), "--repo-id", "org/full", "--name", "full", "--mirror", str(disk),
+                 "--registry", str(registry))  # fmt: skip
+        line = _one_error_line(r)
+        assert "No space left" in line and "free space" in line
+        assert not (disk / "org" / "full").exists()
+        assert "full" not in {m["name"] for m in json.loads(registry.read_text())["models"]}
+        leftovers = [p for p in disk.rglob("*") if p.is_file()]
+        assert leftovers == [], leftovers  # the staging folder went with the error
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+# -- user mistakes: one error line each -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "fashion_mnist/no_such_recipe"],
+        ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "lr=.nan"],
+        ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "std=[0]"],
+        ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "train_subset=-59000"],
+        ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "fc_norm=-5"],
+        ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "min_lr=5"],
+        ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "batch_size=0"],
+        ["info", "no_such_model"],
+        ["eval", "fmnist_resnet18", "--data", "fashion_mnist", "--batch-size", "0"],
+        ["eval", "mobilenetv2_scaled", "--data", "fashion_mnist"],
+        ["list", "--registry", "/nonexistent/zoo.json"],
+        ["push", "/nonexistent/release", "--name", "fmnist_resnet18"],
+    ],
+    ids=lambda a: " ".join(a[:4]),
+)
+def test_user_mistakes_are_one_error_line(args, tmp_path) -> None:
+    _one_error_line(_cli(*args, cwd=tmp_path))
+
+
+def test_bad_files_are_one_error_line_naming_the_file(tmp_path) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("name: [unclosed\n")
+    assert str(bad_yaml) in _one_error_line(_cli("train", str(bad_yaml)))
+    corrupt = tmp_path / "zoo.json"
+    corrupt.write_text('{"models": [')
+    assert str(corrupt) in _one_error_line(_cli("list", "--registry", str(corrupt)))
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"models": [{"name": "x", "bogus": 1}]}')
+    assert "unknown fields" in _one_error_line(_cli("list", "--registry", str(schema)))
+    (tmp_path / "csvdir").mkdir()
+    line = _one_error_line(_cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv",
+                                str(tmp_path / "csvdir")))  # fmt: skip
+    assert "is a directory" in line
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    line = _one_error_line(
+        _cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv", str(other))
+    )
+    assert "columns" in line and other.read_text() == "a,b\n1,2\n"
+
+
+def test_debug_flag_shows_the_traceback(tmp_path) -> None:
+    r = _cli("--debug", "info", "no_such_model")
+    assert r.returncode != 0 and "Traceback" in r.stderr
