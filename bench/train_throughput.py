@@ -26,7 +26,7 @@ from torch import nn
 from fixnorm_zoo.evaluate import accuracy_counts
 from fixnorm_zoo.models import create_model
 from fixnorm_zoo.recipe import load_recipe
-from fixnorm_zoo.train import _build_loaders, build_optimizer, train
+from fixnorm_zoo.train import build_loaders, build_optimizer, train
 
 
 def _bare_loop(recipe, loader, steps: int) -> float:
@@ -75,7 +75,7 @@ def _bare_once(recipe, steps: int) -> float:
 
     AcceleratorState._reset_state(reset_partial_state=True)
     acc = Accelerator(cpu=True)
-    train_loader, _, _ = _build_loaders(recipe, acc, recipe.batch_size)
+    train_loader, _, _ = build_loaders(recipe, acc, recipe.batch_size)
     return _bare_loop(recipe, train_loader, steps)
 
 
@@ -106,7 +106,7 @@ def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
 
     AcceleratorState._reset_state(reset_partial_state=True)
     acc = Accelerator(cpu=True)
-    _, test_loader, disjoint = _build_loaders(recipe, acc, recipe.batch_size)
+    _, test_loader, disjoint = build_loaders(recipe, acc, recipe.batch_size)
     model = create_model(recipe).eval()
     batches = list(test_loader)
     n = sum(len(y) for _, y in batches)

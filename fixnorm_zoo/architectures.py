@@ -26,7 +26,9 @@ from timm.layers import ClassifierHead
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
-__all__ = ["ResNet9s"]
+__all__ = ["REGISTERED_MODELS", "ResNet9s"]
+REGISTERED_MODELS = ("resnet9s",)
+"""The timm names this module registers (a model card tells users of these to import this module)."""
 
 
 def _conv_bn_relu(in_chs: int, out_chs: int, *, pool: bool = False) -> nn.Sequential:

@@ -35,6 +35,8 @@ def render_card(
     """The card's full text. ``measured`` is publish's re-evaluation (top1, top5, param_count in millions)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+    from fixnorm_zoo.architectures import REGISTERED_MODELS
+
     dataset_name, dataset_id = DATASETS[recipe.dataset]
     split = summary.get("eval_split", "test")
     tags = ["image-classification", "timm", "fixnorm", recipe.dataset.replace("_", "-")]
@@ -90,6 +92,7 @@ def render_card(
             "by fixnorm_zoo."
         ),  # fmt: skip
         architecture=recipe.model,
+        registered_arch=recipe.model in REGISTERED_MODELS,
         model_args=recipe.model_args,
         params_m=measured["param_count"],
         gmacs=gmacs if gmacs is not None else "n/a",

@@ -32,7 +32,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from fixnorm_zoo.evaluate import RESULTS_COLUMNS, evaluate
 
     row = evaluate(args.source, data=args.data, batch_size=args.batch_size, workers=args.workers,
-                   results_csv=args.results_csv, tta=args.tta)  # fmt: skip
+                   results_csv=args.results_csv, tta=args.tta, mirror=args.mirror)  # fmt: skip
     if not _is_main_process():
         return 0
     print(",".join(RESULTS_COLUMNS))
@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="per-process batch size")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--results-csv", help="append the row (timm's results columns) to this CSV")
+    p.add_argument(
+        "--mirror", help="read a zoo model's weights from this folder (Hub layout; default: $FIXNORM_ZOO_HUB)"
+    )
     p.add_argument("--tta", choices=["none", "flip"], default="none",
                    help="test-time augmentation: flip averages each image with its mirror (default: none, single view)")  # fmt: skip
     p.set_defaults(func=_cmd_eval)

@@ -37,7 +37,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     from PIL import Image
 
     from fixnorm_zoo.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-    from fixnorm_zoo.plots import _pyplot
+    from fixnorm_zoo.plots import pyplot
 
     images, labels = load_fashion_mnist(split="test", data_dir=data_dir)
     idx = torch.linspace(0, len(images) - 1, n).long()
@@ -45,7 +45,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     with torch.no_grad():
         probs = model(torch.stack([transform(p) for p in pil])).softmax(dim=1)
     conf, pred = probs.max(dim=1)
-    plt = _pyplot()
+    plt = pyplot()
     cols = 8
     fig, axes = plt.subplots(n // cols, cols, figsize=(cols * 1.55, n // cols * 1.85))
     for ax, img, i, p, c in zip(axes.flat, pil, idx, pred, conf, strict=True):

@@ -119,7 +119,7 @@ def load_run(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
     return model, eval_config(recipe), recipe.name
 
 
-def load_source(source: str) -> tuple[nn.Module, dict[str, Any], str]:
+def load_source(source: str, *, mirror: str | Path | None = None) -> tuple[nn.Module, dict[str, Any], str]:
     """What ``fixnorm-zoo eval`` evaluates: a zoo name or ``hf-hub:`` id of a zoo repo (through the registry:
     pinned, sha256-checked), any other ``hf-hub:ORG/NAME`` (timm), or a run directory. A zoo name wins over a
     folder of the same name in the working directory; ``./NAME`` names the folder."""
@@ -137,7 +137,8 @@ def load_source(source: str) -> tuple[nn.Module, dict[str, Any], str]:
             if not source.startswith("hf-hub:") and not Path(source).is_dir():
                 raise
         else:
-            return load(info.name), {**pretrained_cfg_of(info), "num_classes": info.num_classes}, info.name
+            model = load(info.name, mirror=mirror)
+            return model, {**pretrained_cfg_of(info), "num_classes": info.num_classes}, info.name
     if source.startswith("hf-hub:"):
         import fixnorm_zoo.architectures  # noqa: F401  (a zoo repo of a small-input model)
 
@@ -191,6 +192,7 @@ def evaluate(
     workers: int = 4,
     results_csv: str | Path | None = None,
     tta: str = "none",
+    mirror: str | Path | None = None,
 ) -> dict[str, Any]:
     """Top-1/top-5 of a zoo model, a run directory or an ``hf-hub:ORG/NAME`` model with the model's own eval transform.
 
@@ -203,6 +205,7 @@ def evaluate(
         workers: DataLoader workers for image folders.
         results_csv: append the row (timm's results columns) to this CSV (single-view evaluations only).
         tta: ``"flip"`` averages each image's logits with its mirror's (reported as ``tta`` in the row).
+        mirror: a folder in the Hub's layout to read a zoo model's weights from (default: ``$FIXNORM_ZOO_HUB``).
 
     Raises:
         DataError: the data is missing, or its classes or channels do not match the model.
@@ -223,7 +226,7 @@ def evaluate(
     if results_csv is not None:
         _check_results_csv(Path(results_csv))
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model, cfg, name = load_source(source)
+    model, cfg, name = load_source(source, mirror=mirror)
     batches, disjoint, num_classes = _batches_for(data, cfg, batch_size=batch_size, workers=workers,
                                                   accelerator=accelerator)  # fmt: skip
     if num_classes != cfg["num_classes"]:

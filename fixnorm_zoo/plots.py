@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +18,7 @@ def _pyplot():
 
 def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
     """Loss and test top-1 against epoch, one PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -42,7 +42,7 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
         path: the PNG to write.
         title: the figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     any_positive_lr = False
     for label, run in run_dirs.items():
@@ -70,7 +70,7 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
 def plot_trials(records: list[dict[str, Any]], *, knobs: tuple[str, ...], path: Path) -> None:
     """The searched points on log axes (first knob x, second knob y), colour = proxy score, numbered in order;
     diverged or failed trials as red crosses."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
     xk, yk = knobs
     ok = [r for r in records if r.get("status") == "ok"]
@@ -104,7 +104,7 @@ def plot_time_to_accuracy(
 ) -> None:
     """Test top-1 against cumulative training wall-clock minutes (per-epoch ``epoch_train_s`` summed), one colour
     per method and one line per seed, with horizontal lines at the ``targets``: a DAWNBench-style view."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for colour, (label, runs) in zip(colours, histories.items(), strict=False):

@@ -110,7 +110,9 @@ def build_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_
     )  # fmt: skip
 
 
-def _build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
+def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
+    """The recipe's train and eval batches for this process: Fashion-MNIST in memory, else image folders or a
+    Hugging Face dataset; returns ``(train, test, disjoint_shards)``."""
     if recipe.dataset == "fashion_mnist":
         from fixnorm_zoo.data import BatchAugment, InMemoryLoader, load_fashion_mnist
 
@@ -322,7 +324,7 @@ def train(
             f"batch_size={recipe.batch_size} does not split over {accelerator.num_processes} processes x "
             f"{accum} accumulation steps: make it a multiple of {accelerator.num_processes * accum}"
         )
-    train_loader, test_loader, disjoint = _build_loaders(recipe, accelerator, per_process)
+    train_loader, test_loader, disjoint = build_loaders(recipe, accelerator, per_process)
     if len(train_loader) < accum:
         raise DataError(
             f"the training set holds fewer images than one batch of {recipe.batch_size} (train_subset="

@@ -33,3 +33,26 @@ def hub():
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def run_torchrun(
+    args: list[str], *, nproc: int = 2, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --nproc_per_node N ARGS`` on a free port, one thread per process."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_port",
+        port,
+        *args,
+    ]
+    return subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip

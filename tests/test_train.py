@@ -320,3 +320,30 @@ def test_training_that_would_make_no_update_is_refused(tmp_path: Path) -> None:
                 {"min_lr": 1.0}, {"warmup_epochs": -1.0}, {"fc_norm": -5.0}):  # fmt: skip
         with pytest.raises(RecipeError):
             _recipe(**bad)
+
+
+def test_launcher_settings_apply_unless_the_recipe_sets_them(tmp_path: Path, monkeypatch) -> None:
+    """`accelerate launch --mixed_precision bf16 --gradient_accumulation_steps 2` (which export these variables)
+    and `accelerate config` apply when the recipe leaves amp / grad_accum_steps unset; a recipe value wins."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "2")
+    summary = train_mod.train(_recipe(epochs=1), output_dir=tmp_path / "launcher", progress=False)
+    assert (summary["mixed_precision"], summary["grad_accum_steps"]) == ("bf16", 2)
+    _reset()
+    summary = train_mod.train(_recipe(epochs=1, amp="no", grad_accum_steps=1), output_dir=tmp_path / "recipe",
+                              progress=False)  # fmt: skip
+    assert (summary["mixed_precision"], summary["grad_accum_steps"]) == ("no", 1)
+
+
+@pytest.mark.multiproc
+def test_two_process_run_with_tensorboard_ends_cleanly(tmp_path: Path) -> None:
+    from conftest import run_torchrun
+
+    proc = run_torchrun(["-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet9s_fixnorm", "--set", "epochs=1",
+                         "--set", "train_subset=256", "--set", "batch_size=64", "--set", "log_with=tensorboard",
+                         "--set", "model_args.widths=[8,8,16,32]", "--output", str(tmp_path), "--no-progress"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "process group" not in proc.stderr.lower() and (tmp_path / "summary.json").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["num_processes"] == 2
+    assert list(tmp_path.rglob("events.out.tfevents.*"))
+    assert proc.stdout.count("top-1") == 1  # rank 0 prints the result, once

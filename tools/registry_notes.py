@@ -1,5 +1,5 @@
 """Write each published Fashion-MNIST entry's ``notes`` in fixnorm_zoo/zoo.json from the measured seed runs in
-eval/fmnist_results.csv: which seed was published (seed 0, declared before the runs) and the mean +- std over all
+eval/fmnist_results.csv and eval/fmnist_fast.csv: which seed was published (seed 0, declared before the runs) and the mean +- std over all
 seeds, so the registry's numbers come from the same rows as the README's table. Without --write, print them.
 
     .venv/bin/python tools/registry_notes.py [--write]
@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SOURCES = {
+    "eval/fmnist_results.csv": "eval/fmnist_zoo_jobs.sh",
+    "eval/fmnist_fast.csv": "eval/fmnist_fast.py",
+}
 sys.path.insert(0, str(ROOT))
 
 
@@ -25,9 +29,12 @@ def main() -> int:
     from fixnorm_zoo.registry import REGISTRY_FILE, write_registry
 
     top1_by_recipe: dict[str, dict[int, float]] = {}
-    with open(ROOT / "eval/fmnist_results.csv") as f:
-        for row in csv.DictReader(f):
-            top1_by_recipe.setdefault(row["recipe"], {})[int(row["seed"])] = float(row["top1"])
+    source: dict[str, str] = {}
+    for name, runner in SOURCES.items():
+        with open(ROOT / name) as f:
+            for row in csv.DictReader(f):
+                top1_by_recipe.setdefault(row["recipe"], {})[int(row["seed"])] = float(row["top1"])
+                source[row["recipe"]] = f"{name}, {runner}"
     data = json.loads(REGISTRY_FILE.read_text())
     for entry in data["models"]:
         seeds = top1_by_recipe.get(entry["recipe"])
@@ -36,13 +43,13 @@ def main() -> int:
         if 0 not in seeds or seeds[0] != entry["top1"]:
             raise SystemExit(
                 f"{entry['name']}: registry top-1 {entry['top1']} is not seed 0's row "
-                f"({seeds.get(0)}) in eval/fmnist_results.csv: re-run eval/fmnist_publish.sh"
+                f"({seeds.get(0)}) in {source[entry['recipe']]}: re-run eval/fmnist_publish.sh"
             )
         values = [seeds[s] for s in sorted(seeds)]
         spread = f" +- {statistics.stdev(values):.2f}" if len(values) > 1 else ""
         entry["notes"] = (
             f"seed 0 of {len(values)} (declared before the runs); test top-1 over seeds {min(seeds)}-{max(seeds)}: "
-            f"{statistics.mean(values):.2f}{spread} (eval/fmnist_results.csv, eval/fmnist_zoo_jobs.sh)"
+            f"{statistics.mean(values):.2f}{spread} ({source[entry['recipe']]})"
         )
         print(f"{entry['name']:<28} {entry['notes']}")
     if args.write:

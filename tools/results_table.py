@@ -71,9 +71,9 @@ def _zoo_table() -> int:
 
 
 def _plot(groups, path: Path) -> None:
-    from fixnorm_zoo.plots import _pyplot
+    from fixnorm_zoo.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     families = sorted({f for f, _ in groups})
     fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.6), squeeze=False)
     colors = {"fixnorm": "tab:blue", "wd": "tab:orange"}
