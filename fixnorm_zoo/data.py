@@ -32,8 +32,14 @@ _FILES = {
 def _read_idx(path: Path) -> torch.Tensor:
     """Parse one IDX file (optionally gzipped): magic 0x0000 + dtype byte + ndim byte, then big-endian dims."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # a truncated or non-gzip .gz file
+        raise DataError(
+            f"{path} cannot be read ({type(e).__name__}: {e}): the file is damaged; reinstall it (sudo apt-get install "
+            "--reinstall dataset-fashion-mnist) or point --data-dir at good copies"
+        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic {raw[:4].hex()})")
     ndim = raw[3]
@@ -75,6 +81,16 @@ def load_fashion_mnist(
     labels = _read_idx(_find(root, _FILES[split][1])).long()
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{root}: {images.shape[0]} images but {labels.shape[0]} labels in split {split!r}")
+    if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise DataError(
+            f"{root}: split {split!r} holds images of shape {tuple(images.shape[1:])}, not Fashion-MNIST's 28x28; "
+            "point --data-dir at the Fashion-MNIST IDX files"
+        )
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(FASHION_MNIST_CLASSES)):
+        raise DataError(
+            f"{root}: split {split!r} has labels {int(labels.min())}..{int(labels.max())}, outside Fashion-MNIST's "
+            f"0..{len(FASHION_MNIST_CLASSES) - 1}; point --data-dir at the Fashion-MNIST IDX files"
+        )
     return images.unsqueeze(1), labels
 
 

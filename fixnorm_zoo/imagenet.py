@@ -66,8 +66,11 @@ def open_image(path: str, mode: str):
     """Decode one image file into ``mode`` ("RGB" or "L"), closing the file at once."""
     from PIL import Image
 
-    with open(path, "rb") as f, Image.open(f) as im:
-        return im.convert(mode)
+    try:
+        with open(path, "rb") as f, Image.open(f) as im:
+            return im.convert(mode)
+    except OSError as e:  # PIL's UnidentifiedImageError and truncated-file errors are OSErrors
+        raise DataError(f"image {path} cannot be decoded ({e}): remove or replace the file") from e
 
 
 def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):

@@ -282,10 +282,11 @@ class TrialLog:
     def _append(self, record: dict[str, Any]) -> None:
         if not is_main_process():  # under torchrun/accelerate every rank runs the search; one writes
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        from fixnorm_zoo.atomic import atomic_write_text, file_lock
+
+        with file_lock(self.path):  # the whole log rewritten atomically: a kill never leaves half a line
+            old = self.path.read_text() if self.path.exists() else ""
+            atomic_write_text(self.path, old + json.dumps(record) + "\n")
 
     def add(self, record: dict[str, Any]) -> None:
         self.records[record["trial"]] = record
@@ -400,14 +401,19 @@ def tune(
 
 def _write_outputs(out: Path, records: list[dict[str, Any]], best: Params, knobs, recipe_ref: str) -> None:
     import csv
+    import io
 
-    with open(out / "trials.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["trial", *knobs, "status", "score", "time_s"])
-        for i, r in enumerate(records, 1):
-            w.writerow([i, *(r["params"][k] for k in knobs), r["status"], r.get("score"), r["time_s"]])
+    from fixnorm_zoo.atomic import atomic_write_text
+
+    table = io.StringIO()
+    w = csv.writer(table, lineterminator="\n")
+    w.writerow(["trial", *knobs, "status", "score", "time_s"])
+    for i, r in enumerate(records, 1):
+        w.writerow([i, *(r["params"][k] for k in knobs), r["status"], r.get("score"), r["time_s"]])
+    atomic_write_text(out / "trials.csv", table.getvalue())
     sets = " ".join(f"--set {k}={best[k]:.6g}" for k in knobs)
-    (out / "best.yaml").write_text(
+    atomic_write_text(
+        out / "best.yaml",
         f"# best of {len(records)} trials; train with: fixnorm-zoo train {recipe_ref} {sets}\n"
         + "".join(f"{k}: {best[k]:.6g}\n" for k in knobs)
     )

@@ -328,3 +328,49 @@ def test_bad_files_are_one_error_line_naming_the_file(tmp_path) -> None:
 def test_debug_flag_shows_the_traceback(tmp_path) -> None:
     r = _cli("--debug", "info", "no_such_model")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_damaged_data_files_are_named(tmp_path) -> None:
+    import gzip
+
+    from fixnorm_zoo.data import load_fashion_mnist
+    from fixnorm_zoo.errors import DataError
+
+    src = Path("/usr/share/datasets/fashion-mnist")
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copyfile(src / name, tmp_path / name)
+    images = tmp_path / "t10k-images-idx3-ubyte.gz"
+    good = images.read_bytes()
+    images.write_bytes(good[: len(good) // 2])  # truncated gzip
+    with pytest.raises(DataError, match="t10k-images"):
+        load_fashion_mnist(split="test", data_dir=tmp_path)
+    images.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="t10k-images"):
+        load_fashion_mnist(split="test", data_dir=tmp_path)
+    images.write_bytes(good)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[8] = 42  # one label out of 0..9
+    labels.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match="labels"):
+        load_fashion_mnist(split="test", data_dir=tmp_path)
+
+
+def test_corrupt_image_in_a_folder_is_named(tmp_path) -> None:
+    from fixnorm_zoo.errors import DataError
+    from fixnorm_zoo.imagenet import open_image
+
+    bad = tmp_path / "broken.JPEG"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a whole JPEG")
+    with pytest.raises(DataError, match="broken.JPEG"):
+        open_image(str(bad), "RGB")
+
+
+def test_bad_num_classes_and_no_temp_folders_left(run, registry, tmp_path) -> None:
+    from fixnorm_zoo import load
+    from fixnorm_zoo.publish import publish
+
+    with pytest.raises(FixNormZooError, match="num_classes"):
+        load("resnet50", pretrained=False, num_classes=-1)
+    publish(run, repo_id="org/t", name="t", mirror=tmp_path / "m", registry=registry)
+    assert not list((tmp_path / "m").rglob(".fixnorm_publish_*"))  # the staging folder became the repo

@@ -333,3 +333,32 @@ def test_projection_lands_on_the_target_for_large_tensors() -> None:
         for p, target in zip(group["params"], group["fixnorm_targets"], strict=True):
             if target is not None and p.numel() > 1_000_000:
                 assert abs(float(p.double().norm()) - target) / target < 1e-6
+
+
+def test_fc_norm_without_a_classifier_is_an_error_naming_classifier() -> None:
+    import torchvision
+
+    from fixnorm_zoo.fixnorm import FixNorm
+
+    model = torchvision.models.resnet18(num_classes=10)  # no timm get_classifier()
+    with pytest.raises(ValueError, match="classifier="):
+        FixNorm(model, fc_norm=4.0, lr=0.1, example_input=torch.randn(2, 3, 32, 32))
+    opt = FixNorm(model, fc_norm=4.0, classifier="fc", lr=0.1, example_input=torch.randn(2, 3, 32, 32))
+    assert float(model.fc.weight.double().norm()) == pytest.approx(4.0, rel=1e-6)
+    assert opt.group("classifier") is not None
+
+
+@pytest.mark.parametrize(("name", "cls_name", "nesterov"), [("momentum", "SGD", False), ("sgd", "SGD", False),
+                                                            ("rmsproptf", "RMSpropTF", None), ("lamb", "Lamb", None)])  # fmt: skip
+def test_timm_optimizer_names_are_accepted_or_refused_by_name(name, cls_name, nesterov) -> None:
+    import timm
+
+    from fixnorm_zoo.fixnorm import FixNorm
+
+    model = timm.create_model("resnet18", num_classes=10)
+    opt = FixNorm(model, name, lr=0.1, example_input=torch.randn(2, 3, 32, 32))
+    assert type(opt.base_optimizer).__name__ == cls_name
+    if nesterov is not None:
+        assert opt.base_optimizer.defaults["nesterov"] is nesterov
+    with pytest.raises(ValueError, match="neither a torch.optim nor a timm optimizer"):
+        FixNorm(model, "no_such_opt", lr=0.1, example_input=torch.randn(2, 3, 32, 32))
