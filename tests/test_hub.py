@@ -327,3 +327,17 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     )
     assert r.returncode == 0, r.stderr
     torch.testing.assert_close(torch.load(tmp_path / "o.pt"), _outputs_of_run(runs["a"]), rtol=0, atol=0)
+
+
+def test_hub_republish_leaves_no_file_of_the_previous_run(hub, runs, tmp_path) -> None:
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    env = _env(hub, tmp_path / "home", registry)
+    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--twin", str(runs["b"]))
+    assert r.returncode == 0, r.stderr
+    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--replace")
+    assert r.returncode == 0, r.stderr
+    code = "from huggingface_hub import HfApi; print(sorted(HfApi().list_repo_files('org/again')))"
+    files = _run(["-c", code], env)
+    assert files.returncode == 0, files.stderr
+    assert "fixnorm_vs_wd.png" not in files.stdout and "model.safetensors" in files.stdout
