@@ -415,7 +415,7 @@ def _write_outputs(out: Path, records: list[dict[str, Any]], best: Params, knobs
     atomic_write_text(
         out / "best.yaml",
         f"# best of {len(records)} trials; train with: fixnorm-zoo train {recipe_ref} {sets}\n"
-        + "".join(f"{k}: {best[k]:.6g}\n" for k in knobs)
+        + "".join(f"{k}: {best[k]:.6g}\n" for k in knobs),
     )
     from fixnorm_zoo.plots import plot_trials
 

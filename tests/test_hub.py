@@ -333,7 +333,9 @@ def test_hub_republish_leaves_no_file_of_the_previous_run(hub, runs, tmp_path) -
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     env = _env(hub, tmp_path / "home", registry)
-    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--twin", str(runs["b"]))
+    r = _cli(
+        env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--twin", str(runs["b"])
+    )
     assert r.returncode == 0, r.stderr
     r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--replace")
     assert r.returncode == 0, r.stderr

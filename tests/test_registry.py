@@ -104,6 +104,7 @@ def test_published_fmnist_numbers_are_the_measured_rows() -> None:
         )
 
 
+@pytest.mark.slow  # ~100 s: 10k PIL transforms per entry; CI runs it (.ci/run: make test, then make test-slow)
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_timm_data_pipeline_reproduces_the_published_number(name: str) -> None:
     """timm alone, as its validate.py runs (`--model local-dir:REPO --pretrained`, the config from the published
