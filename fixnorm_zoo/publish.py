@@ -129,7 +129,7 @@ def publish(
             f"(|difference| > {tolerance} point): not published. Were the weights or summary.json changed?"
         )
 
-    recipe_ref = existing.recipe if existing else _recipe_ref(recipe)
+    recipe_ref = _recipe_ref(recipe, existing)
     staging_parent = dest.parent if dest is not None else None
     if staging_parent is not None:
         staging_parent.mkdir(parents=True, exist_ok=True)
@@ -208,12 +208,18 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
         ) from e
 
 
-def _recipe_ref(recipe) -> str:
-    """The shipped recipe a run was trained from (by its ``name`` field), else a note that the card holds it: a
-    registry entry never carries a local absolute path."""
+def _recipe_ref(recipe, existing) -> str:
+    """The shipped recipe a run was trained from (by its ``name`` field); else the existing entry's, when the run
+    builds the same model; else a note that the card holds it. Never a local absolute path."""
     from fixnorm_zoo.recipe import shipped_recipe_for
 
-    return shipped_recipe_for(recipe.name) or f"{recipe.name} (the recipe as run is in the model card)"
+    shipped = shipped_recipe_for(recipe.name)
+    if shipped:
+        return shipped
+    same_model = existing is not None and existing.architecture == recipe.model
+    if same_model and existing.model_args == recipe.model_args:
+        return existing.recipe
+    return f"{recipe.name} (the recipe as run is in the model card)"
 
 
 def _swap_into_place(folder: Path, dest: Path) -> None:
