@@ -96,7 +96,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from fixnorm_zoo.registry import Registry
 
     reg = Registry(args.registry)
-    rows = [reg.get(n) for n in reg.names(args.pattern, pretrained=args.pretrained)]
+    rows = reg.select(args.pattern, pretrained=args.pretrained)  # one read of the registry, not one per entry
     head = (
         "name",
         "architecture",

@@ -131,10 +131,15 @@ class Registry:
                 ) from e
         return out
 
+    def select(self, pattern: str = "*", *, pretrained: bool = False) -> list[ModelInfo]:
+        """Entries whose name matches a shell-style ``pattern``, sorted by name (one read of the file);
+        ``pretrained=True``: only entries with published weights."""
+        return sorted((m for m in self.models() if fnmatch.fnmatchcase(m.name, pattern)
+                       and (not pretrained or m.status == "published")), key=lambda m: m.name)  # fmt: skip
+
     def names(self, pattern: str = "*", *, pretrained: bool = False) -> list[str]:
-        """Names matching a shell-style ``pattern``; ``pretrained=True``: only entries with published weights."""
-        return sorted(m.name for m in self.models() if fnmatch.fnmatchcase(m.name, pattern)
-                      and (not pretrained or m.status == "published"))  # fmt: skip
+        """Names of :meth:`select`'s entries."""
+        return [m.name for m in self.select(pattern, pretrained=pretrained)]
 
     def get(self, name: str) -> ModelInfo:
         """The entry of ``name`` (or one of its aliases).
