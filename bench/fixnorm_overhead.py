@@ -32,14 +32,25 @@ MODELS = {
 
 def _model(cfg: dict) -> nn.Module:
     torch.manual_seed(0)
-    return timm.create_model(cfg["name"], num_classes=10 if cfg["input"][0] == 1 else 1000,
-                             in_chans=cfg["input"][0], **cfg["kwargs"]).train()  # fmt: skip
+    return timm.create_model(
+        cfg["name"],
+        num_classes=10 if cfg["input"][0] == 1 else 1000,
+        in_chans=cfg["input"][0],
+        **cfg["kwargs"],
+    ).train()
 
 
 def _optimizers(model: nn.Module, cfg: dict) -> dict[str, torch.optim.Optimizer]:
     """Both optimizers on the SAME model, so forward and backward are the same work for both."""
-    fixnorm = FixNorm(model, torch.optim.SGD, lr=1e-4, momentum=0.9, nesterov=True, fc_norm=8.0,
-                      example_input=torch.randn(2, *cfg["input"]))  # fmt: skip
+    fixnorm = FixNorm(
+        model,
+        torch.optim.SGD,
+        lr=1e-4,
+        momentum=0.9,
+        nesterov=True,
+        fc_norm=8.0,
+        example_input=torch.randn(2, *cfg["input"]),
+    )
     groups = timm.optim.param_groups_weight_decay(model, weight_decay=5e-4)
     wd = torch.optim.SGD(groups, lr=1e-4, momentum=0.9, nesterov=True)
     return {"fixnorm": fixnorm, "wd": wd}
@@ -105,13 +116,18 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} interleaved steps"
     )
-    print(f"{'model':<16}{'batch':>6}{'FixNorm ms':>12}{'SGD+WD ms':>11}{'ratio':>8}"
-          f"{'opt FixNorm ms':>16}{'opt SGD+WD ms':>15}{'ratio (fwd/bwd + opt)':>23}")  # fmt: skip
+    print(
+        f"{'model':<16}{'batch':>6}{'FixNorm ms':>12}{'SGD+WD ms':>11}{'ratio':>8}"
+        f"{'opt FixNorm ms':>16}{'opt SGD+WD ms':>15}{'ratio (fwd/bwd + opt)':>23}"
+    )
     for key in args.models:
         cfg = MODELS[key]
         r = bench(cfg, args.repeats)
-        print(f"{key:<16}{cfg['batch']:>6}{r['step_fixnorm_ms']:>12.1f}{r['step_wd_ms']:>11.1f}{r['step_ratio']:>8.3f}"
-              f"{r['opt_fixnorm_ms']:>16.2f}{r['opt_wd_ms']:>15.2f}{r['component_ratio']:>23.4f}", flush=True)  # fmt: skip
+        print(
+            f"{key:<16}{cfg['batch']:>6}{r['step_fixnorm_ms']:>12.1f}{r['step_wd_ms']:>11.1f}{r['step_ratio']:>8.3f}"
+            f"{r['opt_fixnorm_ms']:>16.2f}{r['opt_wd_ms']:>15.2f}{r['component_ratio']:>23.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

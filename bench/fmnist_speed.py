@@ -92,8 +92,10 @@ def main() -> None:
     lines.append(
         "ceiling GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in ceil.items()) + f" (peak {peak:.0f})"
     )
-    lines.append(f"{'family':42s} {'params':>7s} {'MMACs':>7s} {'NCHW img/s':>10s} {'CL img/s':>9s} "
-                 f"{'CL/NCHW':>7s} {'GFLOP/s':>7s} {'of peak':>7s}")  # fmt: skip
+    lines.append(
+        f"{'family':42s} {'params':>7s} {'MMACs':>7s} {'NCHW img/s':>10s} {'CL img/s':>9s} "
+        f"{'CL/NCHW':>7s} {'GFLOP/s':>7s} {'of peak':>7s}"
+    )
     for label, (ref, overrides) in FAMILIES.items():
         recipe = load_recipe(ref, overrides=overrides)
         model = create_model(recipe)
@@ -104,8 +106,10 @@ def main() -> None:
         nchw = train_step_speed(create_model(recipe), batch=args.batch, steps=args.steps, channels_last=False)
         cl = train_step_speed(create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True)
         gflops = 6 * macs * max(nchw, cl) / 1e9  # training = 3x the forward's 2*MACs
-        lines.append(f"{label:42s} {params / 1e6:6.2f}M {macs / 1e6:7.1f} {nchw:10.0f} {cl:9.0f} {cl / nchw:7.2f} "
-                     f"{gflops:7.0f} {gflops / peak:7.0%}")  # fmt: skip
+        lines.append(
+            f"{label:42s} {params / 1e6:6.2f}M {macs / 1e6:7.1f} {nchw:10.0f} {cl:9.0f} {cl / nchw:7.2f} "
+            f"{gflops:7.0f} {gflops / peak:7.0%}"
+        )
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -47,16 +47,50 @@ def main() -> int:
     registry = work / "zoo.json"
     registry.write_text((ROOT / "fixnorm_zoo/zoo.json").read_text())
     # set before huggingface_hub/timm are imported (they read these at import time)
-    os.environ.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_DISABLE_XET="1", HF_HOME=str(work / "hf"),
-                      HF_TOKEN="hf_bench", FIXNORM_ZOO_REGISTRY=str(registry), TQDM_DISABLE="1",
-                      HF_HUB_DISABLE_PROGRESS_BARS="1")  # fmt: skip
+    os.environ.update(
+        HF_ENDPOINT=f"http://127.0.0.1:{port}",
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(work / "hf"),
+        HF_TOKEN="hf_bench",
+        FIXNORM_ZOO_REGISTRY=str(registry),
+        TQDM_DISABLE="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
     try:
         run = work / "run"
-        subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", "--set",
-                        "train_subset=256", "--set", "epochs=1", "--output", str(run), "--no-progress"],
-                       check=True, capture_output=True)  # fmt: skip
-        subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", "publish", str(run), "--repo-id", "bench/resnet",
-                        "--name", "bench_resnet"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fixnorm_zoo.cli",
+                "train",
+                "fashion_mnist/resnet18_fixnorm",
+                "--set",
+                "train_subset=256",
+                "--set",
+                "epochs=1",
+                "--output",
+                str(run),
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fixnorm_zoo.cli",
+                "publish",
+                str(run),
+                "--repo-id",
+                "bench/resnet",
+                "--name",
+                "bench_resnet",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
         import timm
         import torch
@@ -66,11 +100,15 @@ def main() -> int:
         fixnorm_zoo.load("bench_resnet")  # warm the cache (both read the same snapshot files)
         timm.create_model("hf-hub:bench/resnet", pretrained=True)
         x = torch.randn(2, 1, 28, 28)
-        same = torch.equal(fixnorm_zoo.load("bench_resnet")(x),
-                           timm.create_model("hf-hub:bench/resnet", pretrained=True).eval()(x))  # fmt: skip
-        zoo_s, timm_s = _median_alternated(lambda: fixnorm_zoo.load("bench_resnet"),
-                                           lambda: timm.create_model("hf-hub:bench/resnet", pretrained=True),
-                                           args.reps)  # fmt: skip
+        same = torch.equal(
+            fixnorm_zoo.load("bench_resnet")(x),
+            timm.create_model("hf-hub:bench/resnet", pretrained=True).eval()(x),
+        )
+        zoo_s, timm_s = _median_alternated(
+            lambda: fixnorm_zoo.load("bench_resnet"),
+            lambda: timm.create_model("hf-hub:bench/resnet", pretrained=True),
+            args.reps,
+        )
         print(
             f"load, warm cache ({args.reps} alternated reps, medians): fixnorm_zoo.load {zoo_s * 1e3:.1f} ms, "
             f"timm hf-hub {timm_s * 1e3:.1f} ms, ratio {zoo_s / timm_s:.3f} (goal <= 1.1); same outputs: {same}"

@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fixnorm_zoo.evaluate import accuracy_counts
+from fixnorm_zoo.loaders import build_loaders
+from fixnorm_zoo.metrics import accuracy_counts
 from fixnorm_zoo.models import create_model
+from fixnorm_zoo.optim import build_optimizer
 from fixnorm_zoo.recipe import load_recipe
-from fixnorm_zoo.train import build_loaders, build_optimizer, train
+from fixnorm_zoo.train import train
 
 
 def _bare_loop(recipe, loader, steps: int) -> float:
@@ -61,9 +63,6 @@ def _make_imagefolder(root: Path, *, classes: int, per_class: int) -> None:
 
 
 def _engine_once(recipe, run: Path) -> tuple[float, int]:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
     train(recipe, output_dir=run, progress=False)
     row = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
     return row["img_per_s"], row["updates"]
@@ -71,9 +70,7 @@ def _engine_once(recipe, run: Path) -> tuple[float, int]:
 
 def _bare_once(recipe, steps: int) -> float:
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(reset_partial_state=True)
     acc = Accelerator(cpu=True)
     train_loader, _, _ = build_loaders(recipe, acc, recipe.batch_size)
     return _bare_loop(recipe, train_loader, steps)
@@ -86,10 +83,19 @@ def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
         )
     else:
         _make_imagefolder(workdir / "data", classes=4, per_class=48)
-        recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides={
-            "data_dir": str(workdir / "data"), "num_classes": 4, "batch_size": 32, "epochs": 1, "workers": 2,
-            "amp": "no", "model_ema": False, "channels_last": False,
-        })  # fmt: skip
+        recipe = load_recipe(
+            "imagenet/efficientnet_b0_fixnorm",
+            overrides={
+                "data_dir": str(workdir / "data"),
+                "num_classes": 4,
+                "batch_size": 32,
+                "epochs": 1,
+                "workers": 2,
+                "amp": "no",
+                "model_ema": False,
+                "channels_last": False,
+            },
+        )
     # alternated engine / bare runs after one warm-up of each (page cache, allocator, thread pools), medians
     _engine_once(recipe, workdir / f"warm_{case}")
     engine_runs, bare_runs, steps = [], [], 0
@@ -102,9 +108,7 @@ def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
 
     # eval: the package's accuracy_counts against a bare no_grad loop over the same batches, alternated
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(reset_partial_state=True)
     acc = Accelerator(cpu=True)
     _, test_loader, disjoint = build_loaders(recipe, acc, recipe.batch_size)
     model = create_model(recipe).eval()
@@ -121,8 +125,17 @@ def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
                 model(x).argmax(1)
         bare_eval_runs.append(n / (time.perf_counter() - t0))
     pkg_eval, bare_eval = statistics.median(pkg_runs[1:]), statistics.median(bare_eval_runs[1:])
-    return {"engine": engine, "bare": bare, "ratio": engine / bare, "eval_pkg": pkg_eval, "eval_bare": bare_eval,
-            "eval_ratio": pkg_eval / bare_eval, "steps": steps, "engine_runs": engine_runs, "bare_runs": bare_runs}  # fmt: skip
+    return {
+        "engine": engine,
+        "bare": bare,
+        "ratio": engine / bare,
+        "eval_pkg": pkg_eval,
+        "eval_bare": bare_eval,
+        "eval_ratio": pkg_eval / bare_eval,
+        "steps": steps,
+        "engine_runs": engine_runs,
+        "bare_runs": bare_runs,
+    }
 
 
 def main() -> None:
@@ -133,15 +146,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternated engine/bare pairs after a warm-up")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'case':<8}{'steps':>6}{'engine img/s':>14}{'bare img/s':>12}{'ratio':>8}"
-          f"{'eval img/s':>12}{'bare eval':>11}{'ratio':>8}")  # fmt: skip
+    print(
+        f"{'case':<8}{'steps':>6}{'engine img/s':>14}{'bare img/s':>12}{'ratio':>8}"
+        f"{'eval img/s':>12}{'bare eval':>11}{'ratio':>8}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             r = bench_case(case, Path(tmp), args.repeats)
-            print(f"{case:<8}{r['steps']:>6}{r['engine']:>14.1f}{r['bare']:>12.1f}{r['ratio']:>8.3f}"
-                  f"{r['eval_pkg']:>12.1f}{r['eval_bare']:>11.1f}{r['eval_ratio']:>8.3f}", flush=True)  # fmt: skip
-            print(f"        engine runs {[round(v, 1) for v in r['engine_runs']]}, bare runs "
-                  f"{[round(v, 1) for v in r['bare_runs']]}")  # fmt: skip
+            print(
+                f"{case:<8}{r['steps']:>6}{r['engine']:>14.1f}{r['bare']:>12.1f}{r['ratio']:>8.3f}"
+                f"{r['eval_pkg']:>12.1f}{r['eval_bare']:>11.1f}{r['eval_ratio']:>8.3f}",
+                flush=True,
+            )
+            print(
+                f"        engine runs {[round(v, 1) for v in r['engine_runs']]}, bare runs "
+                f"{[round(v, 1) for v in r['bare_runs']]}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,20 +1,23 @@
 """How many trials each search needs to come within 0.2 point of the dense grid's optimum.
 
-The grid (bench/tuner_grid.sh: every (fc_norm, lr) point of a 6x6 log lattice, one proxy run each, deterministic)
-is used as a table: each strategy runs its real code (fixnorm_zoo.tuning.run_search) with ``score = table[point]``,
-so a trial here is exactly the proxy run the strategy would have paid for. Strategies: ours (fixnorm: coordinate
-line search, fc_norm then LR; once from the recipe's values, and from every lattice point as its "seeds"), Optuna TPE with its defaults (10 random start-up
-trials) and with 3 start-up trials, and random search; each over 20 search seeds. A strategy that never reaches the target counts as budget + 1 trials. Prints a table and the ratio ours / TPE, and proxy vs full-run scores (with their rank correlation) where full
-runs exist (the zoo's seeds, eval/fmnist_results.csv, and eval/tuner/full_runs.csv).
+The grid (eval/manifest.yaml's `grid_*` tuner searches, run by eval/record.py: every (fc_norm, lr) point of a 6x6
+log lattice, one proxy run each, deterministic) is used as a table: each strategy runs its real code
+(fixnorm_zoo.search.run_search) with ``score = table[point]``, so a trial here is exactly the proxy run the
+strategy would have paid for. Strategies: ours (fixnorm: coordinate line search, fc_norm then LR; once from the
+recipe's values, and from every lattice point as its "seeds"), Optuna TPE with its defaults (10 random start-up
+trials) and with 3 start-up trials, and random search; each over 20 search seeds. A strategy that never reaches the
+target counts as budget + 1 trials. Prints a table and the ratio ours / TPE, and proxy vs full-run scores (with
+their rank correlation) where full runs exist (eval/results.csv: the zoo's seeds and the proxy checks).
 
     .venv/bin/python bench/tuner.py [--grid eval/tuner/grid_resnet18_fixnorm_trials.jsonl] [--target 0.2]
     .venv/bin/python bench/tuner.py --grid eval/tuner/grid_mobilenetv2_050_fixnorm_trials.jsonl \
-        --start fc_norm=4,lr=0.05 --no-full-runs       (the second surface; bench/tuner_grid.sh records both)
+        --start fc_norm=4,lr=0.05 --no-full-runs       (the second surface; eval/record.py records both)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import math
@@ -25,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixnorm_zoo.tuning import param_key, run_search  # noqa: E402
+from fixnorm_zoo.search import param_key, run_search  # noqa: E402
 
 
 def load_grid(path: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
@@ -69,8 +72,12 @@ def main() -> int:
     )
     ap.add_argument("--seeds", type=int, default=20, help="search seeds for TPE and random")
     ap.add_argument("--start", default="fc_norm=8,lr=0.1", help="ours starts at the recipe's values")
-    ap.add_argument("--full-runs", action=argparse.BooleanOptionalAction, default=True,
-                    help="also print proxy vs full-run scores (the ResNet grid's and the zoo's full runs)")  # fmt: skip
+    ap.add_argument(
+        "--full-runs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also print proxy vs full-run scores (the ResNet grid's and the zoo's full runs)",
+    )
     args = ap.parse_args()
 
     table, space = load_grid(Path(args.grid))
@@ -78,7 +85,7 @@ def main() -> int:
     missing = [k for k in _all_points(space, knobs) if k not in table]
     if missing:
         print(
-            f"the grid is incomplete ({len(missing)} points missing, e.g. {missing[0]}): finish bench/tuner_grid.sh"
+            f"the grid is incomplete ({len(missing)} points missing, e.g. {missing[0]}): finish it with eval/record.py run --only GRID_ID"
         )
         return 1
     best_key = max(table, key=table.get)
@@ -157,47 +164,45 @@ def main() -> int:
 
 
 def _proxy_vs_full() -> None:
-    """Proxy score vs full-run test top-1, the premise of short proxies. Two sets, each ranked on its own (proxy
-    scores compare only within one model): (1) over the reference grid: the full 10-epoch run of the grid's own
-    model at sampled grid points (eval/fmnist_proxy_check.py --grid -> eval/tuner/grid_full_runs.csv); (2) per zoo
-    family: the tuned point of each recipe (eval/tuner/RECIPE_best.yaml; full runs: the seeds in
-    eval/fmnist_results.csv, averaged) and the extra points of eval/tuner/full_runs.csv (eval/fmnist_proxy_check.py).
-    All use one proxy (1 epoch on 20,000 images, scored on 10,000 held-out training images)."""
-    import csv
+    """Proxy score vs full-run test top-1, the premise of short proxies, from eval/results.csv. Two sets, each ranked
+    on its own (proxy scores compare only within one model): (1) over the reference grid: the full 10-epoch run of
+    the grid's own model at sampled grid points (group ``grid_full``); (2) per zoo family: the tuned point of each
+    recipe (eval/tuner/RECIPE_best.yaml; full runs: the seeds of group ``families``, averaged) and the extra points
+    of group ``proxy_check``. All use one proxy (1 epoch on 20,000 images, scored on 10,000 held-out training
+    images)."""
 
     import yaml
 
-    tuner = ROOT / "eval/tuner"
-    grid_full = tuner / "grid_full_runs.csv"
-    if grid_full.is_file():
-        with open(grid_full) as f:
-            pairs = [(r["point"], float(r["proxy_top1"]), float(r["top1"])) for r in csv.DictReader(f)]
-        _print_pairs("over the reference grid (stride-32 ResNet, 10 epochs, seed 0)", pairs)
-    families: dict[str, list[tuple[str, float, float]]] = {}
-    results = ROOT / "eval/fmnist_results.csv"
+    with open(ROOT / "eval/results.csv") as f:
+        rows = list(csv.DictReader(f))
+    trials = {r["id"]: r for r in rows if r["kind"] == "trial"}
+    grid = [
+        (r["set"].replace(";", ","), float(r["proxy_top1"]), float(r["top1"]))
+        for r in rows
+        if r["group"] == "grid_full"
+    ]
+    if grid:
+        _print_pairs("over the reference grid (stride-32 ResNet, 10 epochs, seed 0)", grid)
     seeds: dict[str, list[float]] = {}
-    if results.is_file():
-        with open(results) as f:
-            for r in csv.DictReader(f):
-                seeds.setdefault(Path(r["recipe"]).name, []).append(float(r["top1"]))
-    for best in sorted(tuner.glob("*_best.yaml")):
+    for r in rows:
+        if r["group"] == "families" and not r["set"]:
+            seeds.setdefault(Path(r["recipe"]).name, []).append(float(r["top1"]))
+    families: dict[str, list[tuple[str, float, float]]] = {}
+    for best in sorted((ROOT / "eval/tuner").glob("*_best.yaml")):
         recipe = best.name.removesuffix("_best.yaml")
         if recipe.startswith("grid_") or recipe not in seeds:
             continue
         point = param_key({k: float(v) for k, v in yaml.safe_load(best.read_text()).items()})
-        log = [json.loads(x) for x in (tuner / f"{recipe}_trials.jsonl").read_text().splitlines()[1:]]
-        proxy = next(t["score"] for t in log if t["trial"] == point)
+        proxy = float(trials[f"{recipe}/{point}"]["top1"])
         families.setdefault(recipe.rsplit("_", 1)[0], []).append(
             (f"{recipe} {point} (tuned; {len(seeds[recipe])} seeds)", proxy, statistics.mean(seeds[recipe]))
         )
-    full = tuner / "full_runs.csv"
-    if full.is_file():
-        with open(full) as f:
-            for r in csv.DictReader(f):
-                if r["proxy_top1"]:
-                    families.setdefault(r["recipe"].rsplit("_", 1)[0], []).append(
-                        (f"{r['recipe']} {r['point']}", float(r["proxy_top1"]), float(r["top1"]))
-                    )
+    for r in rows:
+        if r["group"] == "proxy_check" and r["proxy_top1"]:
+            recipe = Path(r["recipe"]).name
+            families.setdefault(recipe.rsplit("_", 1)[0], []).append(
+                (f"{recipe} {r['set'].replace(';', ',')}", float(r["proxy_top1"]), float(r["top1"]))
+            )
     for family, pairs in sorted(families.items()):
         _print_pairs(f"{family} zoo recipes (full budget; FixNorm and weight-decay points)", pairs)
 
@@ -214,7 +219,6 @@ def _print_pairs(title: str, pairs: list[tuple[str, float, float]]) -> None:
 
 
 def _all_points(space, knobs):
-    import itertools
 
     return [
         param_key(dict(zip(knobs, v, strict=True))) for v in itertools.product(*(space[k] for k in knobs))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,4 @@ def fault_point(name: str) -> None:
     """A named point where the fault-injection tests kill the process (``FIXNORM_ZOO_KILL_AT=name``, SIGKILL: no
     cleanup runs, as with a power cut or the OOM killer). A no-op unless that variable names this point."""
     if os.environ.get("FIXNORM_ZOO_KILL_AT") == name:
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)

@@ -33,12 +33,75 @@ def render_card(
     license: str = "apache-2.0",
 ) -> str:
     """The card's full text. ``measured`` is publish's re-evaluation (top1, top5, param_count in millions)."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
     from fixnorm_zoo.architectures import REGISTERED_MODELS
 
-    dataset_name, dataset_id = DATASETS[recipe.dataset]
+    dataset_name = DATASETS[recipe.dataset][0]
     split = summary.get("eval_split", "test")
+    card_data = _card_data(name=name, recipe=recipe, measured=measured, split=split, license=license)
+    ev = summary["eval_setting"]
+    method_text, fixnorm_text = _method_texts(recipe)
+    extra = []
+    if twin is not None:
+        extra.append(
+            {
+                "name": twin["name"],
+                "top1": twin["top1"],
+                "top5": twin["top5"],
+                "note": twin.get("note", "same recipe, other method"),
+            }
+        )
+    minutes = summary.get("train_time_s", 0) / 60
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        name=name,
+        summary=(
+            f"A {dataset_name} image classifier trained with "
+            f"{'FixNorm' if recipe.method == 'fixnorm' else 'weight decay (the FixNorm baseline)'} "
+            "by fixnorm_zoo."
+        ),
+        architecture=recipe.model,
+        registered_arch=recipe.model in REGISTERED_MODELS,
+        model_args=recipe.model_args,
+        params_m=measured["param_count"],
+        gmacs=gmacs if gmacs is not None else "n/a",
+        input_size="x".join(str(v) for v in ev["input_size"]),
+        method=recipe.method,
+        method_text=method_text,
+        dataset_name=dataset_name,
+        eval_split=split,
+        license=license,
+        top1=f"{measured['top1']:.2f}",
+        top5=f"{measured['top5']:.2f}",
+        eval_text=(
+            f"{ev['input_size'][-1]} px, crop {ev['crop_pct']}, {ev['interpolation']}, "
+            f"mean {list(ev['mean'])}, std {list(ev['std'])}"
+        ),
+        extra_rows=extra,
+        paper_top1=paper_top1,
+        repo_id=repo_id,
+        eval_data=eval_data,
+        curves_file=curves_file,
+        comparison_file=comparison_file,
+        fixnorm_text=fixnorm_text,
+        recipe_ref=recipe_ref,
+        seed_note=f"seed {recipe.seed}",
+        recipe_yaml=recipe.to_yaml().strip(),
+        train_time=f"{minutes:.1f} min",
+        num_processes=summary.get("num_processes", 1),
+        size=size,
+        sha256=sha256,
+    )
+    return str(card)
+
+
+def _card_data(*, name: str, recipe, measured: dict[str, Any], split: str, license: str):
+    """The card's YAML metadata: tags, license, dataset and the measured top-1/top-5 as Hub eval results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset_name, dataset_id = DATASETS[recipe.dataset]
     tags = ["image-classification", "timm", "fixnorm", recipe.dataset.replace("_", "-")]
     if recipe.method == "wd":
         tags.append("baseline")
@@ -51,15 +114,28 @@ def render_card(
             metric_type="accuracy",
             metric_name=name_,
             metric_value=value,
-        )  # fmt: skip
+        )
         for name_, value in (("top-1 accuracy", measured["top1"]), ("top-5 accuracy", measured["top5"]))
     ]
-    card_data = ModelCardData(library_name="timm", license=license, datasets=[dataset_id], tags=tags,
-                              model_name=name, eval_results=results, pipeline_tag="image-classification")  # fmt: skip
-    ev = summary["eval_setting"]
+    card_data = ModelCardData(
+        library_name="timm",
+        license=license,
+        datasets=[dataset_id],
+        tags=tags,
+        model_name=name,
+        eval_results=results,
+        pipeline_tag="image-classification",
+    )
+    return card_data
+
+
+def _method_texts(recipe) -> tuple[str, str]:
+    """One line naming the method, and the paragraph that explains it with the recipe's numbers."""
     if recipe.method == "fixnorm":
-        method_text = (f"FixNorm (no weight decay; invariant weight norms fixed, classifier norm "
-                       f"{recipe.fc_norm if recipe.fc_norm is not None else 'kept at its initial value'})")  # fmt: skip
+        method_text = (
+            f"FixNorm (no weight decay; invariant weight norms fixed, classifier norm "
+            f"{recipe.fc_norm if recipe.fc_norm is not None else 'kept at its initial value'})"
+        )
         fixnorm_text = (
             "FixNorm (Zhou, Sun, Zhong, arXiv 2103.15345) trains without weight decay. Weights followed by a "
             "normalization layer are scale-invariant, so weight decay only sets their effective learning rate "
@@ -77,50 +153,4 @@ def render_card(
             f"{recipe.weight_decay} on conv/linear weights instead of fixed norms. Peak LR {recipe.lr} "
             f"({recipe.optimizer}, {recipe.sched}, {recipe.epochs} epochs, batch {recipe.batch_size})."
         )
-    extra = []
-    if twin is not None:
-        extra.append({"name": twin["name"], "top1": twin["top1"], "top5": twin["top5"],
-                      "note": twin.get("note", "same recipe, other method")})  # fmt: skip
-    minutes = summary.get("train_time_s", 0) / 60
-    card = ModelCard.from_template(
-        card_data,
-        template_path=str(TEMPLATE),
-        name=name,
-        summary=(
-            f"A {dataset_name} image classifier trained with "
-            f"{'FixNorm' if recipe.method == 'fixnorm' else 'weight decay (the FixNorm baseline)'} "
-            "by fixnorm_zoo."
-        ),  # fmt: skip
-        architecture=recipe.model,
-        registered_arch=recipe.model in REGISTERED_MODELS,
-        model_args=recipe.model_args,
-        params_m=measured["param_count"],
-        gmacs=gmacs if gmacs is not None else "n/a",
-        input_size="x".join(str(v) for v in ev["input_size"]),
-        method=recipe.method,
-        method_text=method_text,
-        dataset_name=dataset_name,
-        eval_split=split,
-        license=license,
-        top1=f"{measured['top1']:.2f}",
-        top5=f"{measured['top5']:.2f}",
-        eval_text=(
-            f"{ev['input_size'][-1]} px, crop {ev['crop_pct']}, {ev['interpolation']}, "
-            f"mean {list(ev['mean'])}, std {list(ev['std'])}"
-        ),  # fmt: skip
-        extra_rows=extra,
-        paper_top1=paper_top1,
-        repo_id=repo_id,
-        eval_data=eval_data,
-        curves_file=curves_file,
-        comparison_file=comparison_file,
-        fixnorm_text=fixnorm_text,
-        recipe_ref=recipe_ref,
-        seed_note=f"seed {recipe.seed}",
-        recipe_yaml=recipe.to_yaml().strip(),
-        train_time=f"{minutes:.1f} min",
-        num_processes=summary.get("num_processes", 1),
-        size=size,
-        sha256=sha256,
-    )
-    return str(card)
+    return method_text, fixnorm_text

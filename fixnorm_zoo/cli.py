@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import sys
 from pathlib import Path
 
 from fixnorm_zoo.errors import FixNormZooError
+from fixnorm_zoo.search import SEARCHES
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -20,8 +22,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     recipe = load_recipe(args.recipe, overrides=overrides)
     output = args.output or str(Path("runs") / recipe.name)
-    summary = train(recipe, output_dir=output, resume=args.resume, progress=not args.no_progress,
-                    resume_changes=tuple(overrides))  # fmt: skip
+    summary = train(
+        recipe,
+        output_dir=output,
+        resume=args.resume,
+        progress=not args.no_progress,
+        resume_changes=tuple(overrides),
+    )
     if not _is_main_process():
         return 0
     print(f"{recipe.name}: top-1 {summary['top1']:.2f}% top-5 {summary['top5']:.2f}% -> {output}")
@@ -29,16 +36,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from fixnorm_zoo.evaluate import RESULTS_COLUMNS, evaluate
+    from fixnorm_zoo.evaluate import evaluate
+    from fixnorm_zoo.metrics import RESULTS_COLUMNS
 
-    row = evaluate(args.source, data=args.data, batch_size=args.batch_size, workers=args.workers,
-                   results_csv=args.results_csv, tta=args.tta, mirror=args.mirror)  # fmt: skip
+    row = evaluate(
+        args.source,
+        data=args.data,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        results_csv=args.results_csv,
+        tta=args.tta,
+        mirror=args.mirror,
+    )
     if not _is_main_process():
         return 0
     print(",".join(RESULTS_COLUMNS))
     print(",".join(str(row[c]) for c in RESULTS_COLUMNS))
-    print(f"({row['n']} images" + (", flip TTA: mean of each image's and its mirror's logits)" if args.tta == "flip"
-                                   else ")"))  # fmt: skip
+    print(
+        f"({row['n']} images"
+        + (", flip TTA: mean of each image's and its mirror's logits)" if args.tta == "flip" else ")")
+    )
     return 0
 
 
@@ -66,10 +83,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     recipe = load_recipe(args.recipe, overrides=overrides)
     output = args.output or str(Path("runs") / "tune" / f"{recipe.name}_{args.strategy}")
-    result = tune(recipe, trials=args.trials, output_dir=output, strategy=args.strategy,
-                  proxy_epochs=args.proxy_epochs, proxy_subset=args.proxy_subset, holdout=args.holdout,
-                  space=_parse_space(args.grid), seed=args.seed, progress=not args.no_progress,
-                  recipe_ref=args.recipe)  # fmt: skip
+    result = tune(
+        recipe,
+        trials=args.trials,
+        output_dir=output,
+        strategy=args.strategy,
+        proxy_epochs=args.proxy_epochs,
+        proxy_subset=args.proxy_subset,
+        holdout=args.holdout,
+        space=_parse_space(args.grid),
+        seed=args.seed,
+        progress=not args.no_progress,
+        recipe_ref=args.recipe,
+    )
     if not _is_main_process():
         return 0
     print(f"{'#':>3} " + " ".join(f"{k:>12}" for k in result["best"]) + "   status    score  time_s")
@@ -109,11 +135,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "status",
     )
     table = [head] + [
-        (m.name, m.architecture, m.dataset, m.method, f"{m.params_m:.2f}" if m.params_m else "-",
-         f"{m.gmacs:.3f}" if m.gmacs else "-", f"{m.paper_top1:.1f}" if m.paper_top1 else "-",
-         f"{m.top1:.2f}" if m.top1 is not None else "-", m.status)
+        (
+            m.name,
+            m.architecture,
+            m.dataset,
+            m.method,
+            f"{m.params_m:.2f}" if m.params_m else "-",
+            f"{m.gmacs:.3f}" if m.gmacs else "-",
+            f"{m.paper_top1:.1f}" if m.paper_top1 else "-",
+            f"{m.top1:.2f}" if m.top1 is not None else "-",
+            m.status,
+        )
         for m in rows
-    ]  # fmt: skip
+    ]
     widths = [max(len(str(r[i])) for r in table) for i in range(len(head))]
     for r in table:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
@@ -121,7 +155,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import json
 
     from fixnorm_zoo.registry import Registry
 
@@ -135,9 +168,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from fixnorm_zoo.publish import publish
 
-    result = publish(args.run_dir, repo_id=args.repo_id, name=args.name, dry_run=args.dry_run, mirror=args.mirror,
-                     private=args.private, twin=args.twin, data=args.data, registry=args.registry,
-                     replace=args.replace)  # fmt: skip
+    result = publish(
+        args.run_dir,
+        repo_id=args.repo_id,
+        name=args.name,
+        dry_run=args.dry_run,
+        mirror=args.mirror,
+        private=args.private,
+        twin=args.twin,
+        data=args.data,
+        registry=args.registry,
+        replace=args.replace,
+    )
     print(f"{result['name']}: re-measured top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}%")
     print(f"model.safetensors {result['size']} bytes sha256 {result['sha256']}")
     if args.dry_run:
@@ -201,8 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mirror", help="read a zoo model's weights from this folder (Hub layout; default: $FIXNORM_ZOO_HUB)"
     )
-    p.add_argument("--tta", choices=["none", "flip"], default="none",
-                   help="test-time augmentation: flip averages each image with its mirror (default: none, single view)")  # fmt: skip
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip"],
+        default="none",
+        help="test-time augmentation: flip averages each image with its mirror (default: none, single view)",
+    )
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("list", help="the zoo's models, a table (or the shipped recipes)")
@@ -236,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", metavar="OUT_DIR", help="write the repo folder here and stop before the upload"
     )
-    p.add_argument("--mirror", help="copy to this local mirror directory instead of the Hub (default: "
-                   "$FIXNORM_ZOO_HUB when set)")  # fmt: skip
+    p.add_argument(
+        "--mirror",
+        help="copy to this local mirror directory instead of the Hub (default: $FIXNORM_ZOO_HUB when set)",
+    )
     p.add_argument("--private", action="store_true", help="create the Hub repo private")
     p.add_argument(
         "--twin", help="the weight-decay twin's run directory (its result and a plot go in the card)"
@@ -252,14 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="search LR and fc_norm (or weight_decay) on short proxy runs")
     p.add_argument("recipe", help="a recipe YAML path or a name under recipes/")
     p.add_argument("--trials", type=int, default=10, help="trial budget (default 10)")
-    p.add_argument("--strategy", default="fixnorm", choices=["fixnorm", "grid", "tpe", "random"],
-                   help="fixnorm: the paper-style coordinate search (default); grid: every point")  # fmt: skip
+    p.add_argument(
+        "--strategy",
+        default="fixnorm",
+        choices=list(SEARCHES),
+        help="fixnorm: the paper-style coordinate search (default); grid: every point",
+    )
     p.add_argument("--proxy-epochs", type=float, default=1, help="epochs per trial (default 1)")
     p.add_argument("--proxy-subset", type=int, help="train each trial on the first N training images only")
-    p.add_argument("--holdout", type=int, default=10000,
-                   help="training images held out as the score (Fashion-MNIST; default 10000)")  # fmt: skip
-    p.add_argument("--grid", action="append", default=[], metavar="KNOB=V1,V2,...",
-                   help="values a knob may take (default: the recipe's value x 2^k, k=-4..4)")  # fmt: skip
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=10000,
+        help="training images held out as the score (Fashion-MNIST; default 10000)",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KNOB=V1,V2,...",
+        help="values a knob may take (default: the recipe's value x 2^k, k=-4..4)",
+    )
     p.add_argument("--seed", type=int, default=0, help="search seed (tpe, random)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     p.add_argument("--output", help="default: runs/tune/RECIPE_STRATEGY")
@@ -296,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full disk, a read-only folder: the user's to fix, not a bug
         if debug or e.errno is None:  # errno None: not a file-system error (an HTTP error, say)
             raise
-        print(f"fixnorm-zoo {args.command}: error: {e.strerror or e} ({e.filename or 'no file named'}): free space "
-              "or pick a writable location, then run the command again", file=sys.stderr)  # fmt: skip
+        print(
+            f"fixnorm-zoo {args.command}: error: {e.strerror or e} ({e.filename or 'no file named'}): free space "
+            "or pick a writable location, then run the command again",
+            file=sys.stderr,
+        )
         return 2
     finally:
         _end_processes(barrier=finished)

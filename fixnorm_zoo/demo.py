@@ -14,17 +14,19 @@ import shutil
 import time
 from pathlib import Path
 
+from fixnorm_zoo.rundir import RunDir
+
 DEMO_RECIPE = "fashion_mnist/demo_fixnorm"
 TWIN_RECIPE = "fashion_mnist/demo_wd"
 DEMO_NAME = "fmnist_demo"
 DEMO_REPO = "fixnorm-zoo/fmnist_demo"
 MARKER = ".fixnorm_demo"
 RECORDED = Path(str(importlib.resources.files("fixnorm_zoo").joinpath("demo_recorded.csv")))
-"""The weight-decay twin's measured row, shipped with the package (written by eval/fmnist_zoo_jobs.sh demo_record)."""
+"""The weight-decay twin's measured row, shipped with the package (written by `eval/record.py run --only demo_wd`)."""
 
 
 def _recorded_twin() -> dict | None:
-    """The weight-decay twin's measured row (``demo_recorded.csv`` in the package, written by eval/fmnist_zoo_jobs.sh)."""
+    """The weight-decay twin's measured row (``demo_recorded.csv`` in the package, written by ``eval/record.py run --only demo_wd``)."""
     if not RECORDED.is_file():
         return None
     with open(RECORDED) as f:
@@ -36,7 +38,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     import torch
     from PIL import Image
 
-    from fixnorm_zoo.data import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from fixnorm_zoo.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
     from fixnorm_zoo.plots import pyplot
 
     images, labels = load_fashion_mnist(split="test", data_dir=data_dir)
@@ -51,12 +53,16 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     for ax, img, i, p, c in zip(axes.flat, pil, idx, pred, conf, strict=True):
         ok = int(p) == int(labels[i])
         ax.imshow(img, cmap="gray")
-        ax.set_title(f"{FASHION_MNIST_CLASSES[int(p)]}\n{100 * float(c):.0f}%" + ("" if ok else
-                     f" (is {FASHION_MNIST_CLASSES[int(labels[i])]})"), fontsize=7,
-                     color="green" if ok else "red")  # fmt: skip
+        ax.set_title(
+            f"{FASHION_MNIST_CLASSES[int(p)]}\n{100 * float(c):.0f}%"
+            + ("" if ok else f" (is {FASHION_MNIST_CLASSES[int(labels[i])]})"),
+            fontsize=7,
+            color="green" if ok else "red",
+        )
         ax.axis("off")
-    fig.suptitle("fixnorm_zoo.load('fmnist_demo') on Fashion-MNIST test images (green: right, red: wrong)",
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(
+        "fixnorm_zoo.load('fmnist_demo') on Fashion-MNIST test images (green: right, red: wrong)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -122,16 +128,28 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     twin = _recorded_twin()
     print()
     print(f"Fashion-MNIST test top-1, {recipe.model} {recipe.model_args}, {recipe.epochs} epochs:")
-    print(f"  FixNorm (this run, re-measured at publish)      {published['top1']:6.2f}%   "
-          f"({summary['train_time_s']:.0f} s training)")  # fmt: skip
+    print(
+        f"  FixNorm (this run, re-measured at publish)      {published['top1']:6.2f}%   "
+        f"({summary['train_time_s']:.0f} s training)"
+    )
     if twin:
-        print(f"  weight-decay twin (recorded, demo_recorded.csv) {float(twin['top1']):6.2f}%   "
-              f"(fixnorm-zoo train {TWIN_RECIPE})")  # fmt: skip
+        print(
+            f"  weight-decay twin (recorded, demo_recorded.csv) {float(twin['top1']):6.2f}%   "
+            f"(fixnorm-zoo train {TWIN_RECIPE})"
+        )
     print(f"  prediction grid: {grid_acc:.0f}% of its 24 test images right")
     print(f"Total wall time: {total:.0f} s")
     print("Wrote:")
-    for p in [run_dir / "summary.json", run_dir / "curves.png", run_dir / "weights.safetensors",
-              output_dir / "results.csv", *sorted((mirror / DEMO_REPO).iterdir()), registry, grid]:  # fmt: skip
+    run = RunDir(run_dir)
+    for p in [
+        run.summary_file,
+        run.curves_file,
+        run.weights_file(),
+        output_dir / "results.csv",
+        *sorted((mirror / DEMO_REPO).iterdir()),
+        registry,
+        grid,
+    ]:
         print(f"  {p}")
     print("Repeat with: make demo   (or: .venv/bin/fixnorm-zoo demo)")
     return {"summary": summary, "eval": row, "published": published, "grid_accuracy": grid_acc}

@@ -27,3 +27,7 @@ class UnknownModelError(FixNormZooError, LookupError):
 
 class IntegrityError(FixNormZooError):
     """A weights file's sha256 differs from the registry's: the file is refused, never loaded."""
+
+
+class PublishRefused(FixNormZooError):
+    """The re-evaluation does not confirm the run's claim, or the run cannot be re-evaluated as recorded."""

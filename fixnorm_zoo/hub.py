@@ -12,6 +12,7 @@ repository's release folder ``zoo_mirror/``, which :func:`push_release` uploads 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -142,8 +143,15 @@ def _download(info: ModelInfo, *, revision: str, cache_dir, local_files_only) ->
 
     hub = info.hub
     try:
-        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=revision, cache_dir=cache_dir,
-                                    local_files_only=bool(local_files_only)))  # fmt: skip
+        return Path(
+            hf_hub_download(
+                hub.repo_id,
+                hub.filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=bool(local_files_only),
+            )
+        )
     except LocalEntryNotFoundError as e:
         raise FixNormZooError(
             f"{info.name}: {hub.repo_id}@{revision[:12]}/{hub.filename} is not in the local cache and the Hub cannot "
@@ -174,7 +182,6 @@ def push_release(release: str | Path, *, registry: Registry, names: list[str] | 
     Raises:
         FixNormZooError: a repo folder is missing or its weights are not the registry's.
     """
-    import dataclasses
 
     from huggingface_hub import HfApi
 
@@ -190,11 +197,16 @@ def push_release(release: str | Path, *, registry: Registry, names: list[str] | 
             continue
         digest = sha256_file(folder / info.hub.filename)
         if digest != info.hub.sha256:
-            raise IntegrityError(f"{info.name}: {folder / info.hub.filename} has sha256 {digest}, the registry pins "
-                                 f"{info.hub.sha256}: not pushed")  # fmt: skip
+            raise IntegrityError(
+                f"{info.name}: {folder / info.hub.filename} has sha256 {digest}, the registry pins "
+                f"{info.hub.sha256}: not pushed"
+            )
         api.create_repo(info.hub.repo_id, exist_ok=True)
-        commit = api.upload_folder(repo_id=info.hub.repo_id, folder_path=str(folder),
-                                   commit_message=f"fixnorm_zoo: {info.name} (top-1 {info.top1}%)")  # fmt: skip
+        commit = api.upload_folder(
+            repo_id=info.hub.repo_id,
+            folder_path=str(folder),
+            commit_message=f"fixnorm_zoo: {info.name} (top-1 {info.top1}%)",
+        )
         registry.upsert(dataclasses.replace(info, hub=dataclasses.replace(info.hub, revision=commit.oid)))
         pushed.append({"name": info.name, "repo_id": info.hub.repo_id, "revision": commit.oid})
     return pushed

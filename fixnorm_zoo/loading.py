@@ -24,16 +24,25 @@ def pretrained_cfg_of(info: ModelInfo) -> dict:
     """The entry's timm ``pretrained_cfg`` overlay: its eval setting, head, label names and license."""
     from fixnorm_zoo.models import label_names_for, zoo_pretrained_cfg
 
-    return zoo_pretrained_cfg(info.eval_setting, num_classes=info.num_classes, license=info.license,
-                              label_names=label_names_for(info.dataset, info.num_classes))  # fmt: skip
+    return zoo_pretrained_cfg(
+        info.eval_setting,
+        num_classes=info.num_classes,
+        license=info.license,
+        label_names=label_names_for(info.dataset, info.num_classes),
+    )
 
 
 def build_model(info: ModelInfo) -> nn.Module:
     """The entry's architecture, randomly initialized, with its eval preprocessing as ``pretrained_cfg``."""
     from fixnorm_zoo.models import build_timm_model
 
-    return build_timm_model(info.architecture, num_classes=info.num_classes, in_chans=info.in_chans,
-                            model_args=info.model_args, pretrained_cfg=pretrained_cfg_of(info))  # fmt: skip
+    return build_timm_model(
+        info.architecture,
+        num_classes=info.num_classes,
+        in_chans=info.in_chans,
+        model_args=info.model_args,
+        pretrained_cfg=pretrained_cfg_of(info),
+    )
 
 
 def resolve_info(name: str, *, registry: Registry | None = None) -> ModelInfo:
@@ -91,8 +100,9 @@ def load(
 
         from fixnorm_zoo.hub import read_verified_weights
 
-        data = read_verified_weights(info, revision=revision, cache_dir=cache_dir,
-                                     local_files_only=local_files_only, mirror=mirror)  # fmt: skip
+        data = read_verified_weights(
+            info, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, mirror=mirror
+        )
         model.load_state_dict(load_safetensors(data), strict=True)
     if num_classes is not None and num_classes != info.num_classes:
         model.reset_classifier(num_classes)
@@ -103,8 +113,7 @@ def load(
 
 def get_transforms(name: str, *, registry: str | Path | None = None):
     """The eval transform of a zoo model (PIL image -> normalized tensor), built by timm from its eval setting."""
-    from timm.data import create_transform, resolve_data_config
+    from fixnorm_zoo.models import eval_transform
 
     info = resolve_info(name, registry=Registry(registry) if registry else None)
-    cfg = resolve_data_config(pretrained_cfg=pretrained_cfg_of(info))
-    return create_transform(**cfg, is_training=False)
+    return eval_transform(pretrained_cfg_of(info))

@@ -13,6 +13,7 @@ config; so every ImageNet-weights field is cleared at build time and the zoo's e
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +24,26 @@ if TYPE_CHECKING:
 
 # pretrained_cfg fields that describe timm's own (ImageNet) weights, not ours: cleared on every model we build
 _SOURCE_FIELDS_CLEARED = {
-    "url": None, "file": None, "hf_hub_id": None, "hf_hub_filename": None, "source": None, "tag": None,
-    "test_input_size": None, "test_crop_pct": None, "test_pool_size": None, "min_input_size": None,
-    "pool_size": None, "label_offset": None, "label_names": None, "label_descriptions": None,
-    "paper_ids": None, "paper_name": None, "origin_url": None, "notes": None, "description": None,
-}  # fmt: skip
+    "url": None,
+    "file": None,
+    "hf_hub_id": None,
+    "hf_hub_filename": None,
+    "source": None,
+    "tag": None,
+    "test_input_size": None,
+    "test_crop_pct": None,
+    "test_pool_size": None,
+    "min_input_size": None,
+    "pool_size": None,
+    "label_offset": None,
+    "label_names": None,
+    "label_descriptions": None,
+    "paper_ids": None,
+    "paper_name": None,
+    "origin_url": None,
+    "notes": None,
+    "description": None,
+}
 EVAL_KEYS = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
 
 
@@ -42,6 +58,16 @@ def eval_config(recipe: Recipe) -> dict[str, Any]:
         "std": tuple(recipe.std),
         "num_classes": recipe.num_classes,
     }
+
+
+def eval_transform(setting: dict[str, Any]) -> Any:
+    """The eval transform of an eval setting (PIL image -> normalized tensor), built as timm's validate.py builds it:
+    ``resolve_data_config`` over the setting, then ``create_transform``. The one builder the package uses: a run's
+    training-time eval, ``fixnorm-zoo eval`` and ``get_transforms`` all transform images alike."""
+    from timm.data import create_transform, resolve_data_config
+
+    pretrained_cfg = {k: setting[k] for k in EVAL_KEYS if k in setting}
+    return create_transform(**resolve_data_config(pretrained_cfg=pretrained_cfg), is_training=False)
 
 
 def zoo_pretrained_cfg(
@@ -71,7 +97,7 @@ def zoo_pretrained_cfg(
 def label_names_for(dataset: str, num_classes: int) -> tuple[str, ...] | None:
     """Class names the zoo knows for a dataset (Fashion-MNIST's ten), when the head still has that many classes."""
     if dataset == "fashion_mnist" and num_classes == 10:
-        from fixnorm_zoo.data import FASHION_MNIST_CLASSES
+        from fixnorm_zoo.fashion_mnist import FASHION_MNIST_CLASSES
 
         return FASHION_MNIST_CLASSES
     return None
@@ -97,13 +123,18 @@ def build_timm_model(
     from fixnorm_zoo.errors import RecipeError
 
     if not timm.is_model(architecture):
-        import difflib
-
         close = difflib.get_close_matches(architecture, timm.list_models(), n=5)
         raise RecipeError(f"model={architecture!r} is not a timm architecture; close matches: {close}")
     try:
-        return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=in_chans,
-                                 pretrained_cfg_overlay=pretrained_cfg, **kwargs, **model_args)  # fmt: skip
+        return timm.create_model(
+            architecture,
+            pretrained=False,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            pretrained_cfg_overlay=pretrained_cfg,
+            **kwargs,
+            **model_args,
+        )
     except TypeError as e:
         raise RecipeError(f"model_args={model_args!r} rejected by timm {architecture!r}: {e}") from e
 
@@ -114,8 +145,17 @@ def create_model(recipe: Recipe) -> nn.Module:
     Raises:
         RecipeError: timm does not know the architecture, or rejects a ``model_args`` key.
     """
-    cfg = zoo_pretrained_cfg(eval_config(recipe), num_classes=recipe.num_classes,
-                             label_names=label_names_for(recipe.dataset, recipe.num_classes))  # fmt: skip
-    return build_timm_model(recipe.model, num_classes=recipe.num_classes, in_chans=recipe.in_chans,
-                            model_args=recipe.model_args, pretrained_cfg=cfg, drop_rate=recipe.drop_rate,
-                            drop_path_rate=recipe.drop_path_rate or None)  # fmt: skip
+    cfg = zoo_pretrained_cfg(
+        eval_config(recipe),
+        num_classes=recipe.num_classes,
+        label_names=label_names_for(recipe.dataset, recipe.num_classes),
+    )
+    return build_timm_model(
+        recipe.model,
+        num_classes=recipe.num_classes,
+        in_chans=recipe.in_chans,
+        model_args=recipe.model_args,
+        pretrained_cfg=cfg,
+        drop_rate=recipe.drop_rate,
+        drop_path_rate=recipe.drop_path_rate or None,
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from fixnorm_zoo.rundir import RunDir
 
 
 def pyplot():
@@ -46,7 +47,7 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     any_positive_lr = False
     for label, run in run_dirs.items():
-        rows = [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines()]
+        rows = RunDir(run).read_history()
         epochs = [r["epoch"] for r in rows]
         eff_lr = [r.get("eff_lr_invariant") for r in rows]
         any_positive_lr |= any(v is not None and v > 0 for v in eff_lr)
@@ -54,8 +55,12 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
         axes[1].plot(epochs, [r.get("fc_norm") for r in rows], marker="o", label=label)
         axes[2].plot(epochs, [r["top1"] for r in rows], marker="o", label=label)
     # log scale only where there is something to scale: a 1-epoch cosine run ends at LR 0
-    axes[0].set(xlabel="epoch (value at its end)", ylabel="lr / ||W||^2 (median)",
-                yscale="log" if any_positive_lr else "linear", title="effective LR, scale-invariant weights")  # fmt: skip
+    axes[0].set(
+        xlabel="epoch (value at its end)",
+        ylabel="lr / ||W||^2 (median)",
+        yscale="log" if any_positive_lr else "linear",
+        title="effective LR, scale-invariant weights",
+    )
     axes[1].set(xlabel="epoch", ylabel="||W_fc||", title="classifier norm")
     axes[2].set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
     for ax in axes:
@@ -76,18 +81,32 @@ def plot_trials(records: list[dict[str, Any]], *, knobs: tuple[str, ...], path: 
     ok = [r for r in records if r.get("status") == "ok"]
     bad = [r for r in records if r.get("status") != "ok"]
     if ok:
-        sc = ax.scatter([r["params"][xk] for r in ok], [r["params"][yk] for r in ok],
-                        c=[r["score"] for r in ok], cmap="viridis", s=90, edgecolors="k")  # fmt: skip
+        sc = ax.scatter(
+            [r["params"][xk] for r in ok],
+            [r["params"][yk] for r in ok],
+            c=[r["score"] for r in ok],
+            cmap="viridis",
+            s=90,
+            edgecolors="k",
+        )
         fig.colorbar(sc, ax=ax, label="proxy top-1 (%)")
         best = max(ok, key=lambda r: r["score"])
-        ax.scatter([best["params"][xk]], [best["params"][yk]], marker="*", s=320, c="none", edgecolors="r",
-                   label=f"best {best['score']:.2f}")  # fmt: skip
+        ax.scatter(
+            [best["params"][xk]],
+            [best["params"][yk]],
+            marker="*",
+            s=320,
+            c="none",
+            edgecolors="r",
+            label=f"best {best['score']:.2f}",
+        )
         ax.legend(loc="best", fontsize=8)
     if bad:
         ax.scatter([r["params"][xk] for r in bad], [r["params"][yk] for r in bad], marker="x", c="r", s=60)
     for i, r in enumerate(records, 1):
-        ax.annotate(str(i), (r["params"][xk], r["params"][yk]), fontsize=7, xytext=(5, 5),
-                    textcoords="offset points")  # fmt: skip
+        ax.annotate(
+            str(i), (r["params"][xk], r["params"][yk]), fontsize=7, xytext=(5, 5), textcoords="offset points"
+        )
     ax.set(xscale="log", yscale="log", xlabel=xk, ylabel=yk, title=f"{len(records)} trials")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -113,8 +132,15 @@ def plot_time_to_accuracy(
             for h in history:
                 total += h["epoch_train_s"]
                 minutes.append(total / 60)
-            ax.plot(minutes, [h["top1"] for h in history], marker="o", ms=3, color=colour, alpha=0.85,
-                    label=label if i == 0 else None)  # fmt: skip
+            ax.plot(
+                minutes,
+                [h["top1"] for h in history],
+                marker="o",
+                ms=3,
+                color=colour,
+                alpha=0.85,
+                label=label if i == 0 else None,
+            )
     for t in targets:
         ax.axhline(t, color="grey", lw=0.8, ls="--")
     if ylim:

@@ -8,7 +8,7 @@ top-1 by more than ``tolerance`` points, or when an eval setting is unknown.
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import shutil
 import tempfile
@@ -16,22 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from fixnorm_zoo.atomic import fault_point
-from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
+from fixnorm_zoo.errors import DataError, PublishRefused, UnknownModelError
+from fixnorm_zoo.hub import WEIGHTS_FILE, check_repo_id, mirror_dir, mirror_repo_dir, sha256_file
+from fixnorm_zoo.rundir import RunDir
 
 EVAL_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
-
-
-class PublishRefused(FixNormZooError):
-    """The re-evaluation does not confirm the run's claim, or the run cannot be re-evaluated as recorded."""
 
 
 def _read_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     from fixnorm_zoo.recipe import load_recipe
 
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise PublishRefused(f"{run_dir} has no summary.json: only a finished run can be published")
-    summary = json.loads(summary_path.read_text())
+    run = RunDir(run_dir)
+    if not run.is_finished():
+        raise PublishRefused(f"{run_dir} has no {RunDir.SUMMARY}: only a finished run can be published")
+    summary = _read_summary(run_dir)
     missing = [k for k in EVAL_KEYS if summary.get("eval_setting", {}).get(k) is None]
     if missing:
         raise PublishRefused(
@@ -42,7 +40,7 @@ def _read_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
             f"{run_dir} was scored on {summary.get('eval_split')!r} (a tuning trial's held-out split), not on the "
             "test/validation split a published model is measured on; train it with holdout: 0"
         )
-    return load_recipe(str(run_dir / "recipe.yaml")), summary
+    return load_recipe(str(run.recipe_file)), summary
 
 
 def _eval_data(recipe, data: str | None) -> str:
@@ -92,24 +90,14 @@ def publish(
         PublishRefused: the claim is not confirmed or cannot be checked, or the publish would replace what it
             must not (a published entry without ``replace``, a non-empty ``dry_run`` folder).
     """
-    from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.hub import check_repo_id, mirror_dir, mirror_repo_dir, sha256_file
     from fixnorm_zoo.registry import ModelInfo, Registry
 
     run_dir = Path(run_dir)
     recipe, summary = _read_run(run_dir)
     check_repo_id(repo_id)
     reg = Registry(registry)
-    try:
-        existing = reg.get(name or recipe.name)
-    except UnknownModelError:
-        existing = None
+    existing = _existing_entry(reg, name or recipe.name, may_replace=replace or bool(dry_run))
     zoo_name = existing.name if existing else (name or recipe.name)
-    if not dry_run and existing is not None and existing.status == "published" and not replace:
-        raise PublishRefused(
-            f"zoo entry {zoo_name!r} in {reg.path} already has published weights (top-1 {existing.top1}): pass "
-            "--replace to overwrite it, or --name NEW_NAME to publish beside it"
-        )
     target = None if dry_run else mirror_dir(mirror)
     dest = mirror_repo_dir(target, repo_id) if target is not None else None
     if dry_run and Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):
@@ -121,13 +109,7 @@ def publish(
                 f"--twin {twin}: its method is also {recipe.method!r}; a twin differs in the method"
             )
     eval_data = _eval_data(recipe, data)
-    measured = evaluate(str(run_dir), data=eval_data)
-    claim = float(summary["top1"])
-    if abs(measured["top1"] - claim) > tolerance:
-        raise PublishRefused(
-            f"{run_dir}: re-evaluation gives top-1 {measured['top1']:.3f}% but the run claims {claim:.3f}% "
-            f"(|difference| > {tolerance} point): not published. Were the weights or summary.json changed?"
-        )
+    measured = _reverify(run_dir, summary, data=eval_data, tolerance=tolerance)
 
     recipe_ref = _recipe_ref(recipe, existing)
     staging_parent = dest.parent if dest is not None else None
@@ -137,13 +119,31 @@ def publish(
         Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix=".fixnorm_publish_", dir=staging_parent))
     )
     try:
-        _write_repo_folder_or_fail(run_dir, folder, recipe=recipe, summary=summary, measured=measured, repo_id=repo_id,
-                           zoo_name=zoo_name, existing=existing, twin=Path(twin) if twin else None,
-                           eval_data=eval_data, recipe_ref=recipe_ref)  # fmt: skip
-        weights = folder / "model.safetensors"
+        _write_repo_folder_or_fail(
+            run_dir,
+            folder,
+            recipe=recipe,
+            summary=summary,
+            measured=measured,
+            repo_id=repo_id,
+            zoo_name=zoo_name,
+            existing=existing,
+            twin=Path(twin) if twin else None,
+            eval_data=eval_data,
+            recipe_ref=recipe_ref,
+        )
+        weights = folder / WEIGHTS_FILE
         sha, size = sha256_file(weights), weights.stat().st_size
-        result = {"name": zoo_name, "repo_id": repo_id, "revision": None, "sha256": sha, "size": size,
-                  "top1": measured["top1"], "top5": measured["top5"], "folder": str(folder)}  # fmt: skip
+        result = {
+            "name": zoo_name,
+            "repo_id": repo_id,
+            "revision": None,
+            "sha256": sha,
+            "size": size,
+            "top1": measured["top1"],
+            "top5": measured["top5"],
+            "folder": str(folder),
+        }
         if dry_run:
             return result
         fault_point("publish:staged")
@@ -151,18 +151,64 @@ def publish(
             _swap_into_place(folder, dest)
             result["folder"] = str(dest)
         else:
-            from huggingface_hub import HfApi
-
-            api = HfApi()
-            api.create_repo(repo_id, private=private, exist_ok=True)
-            # delete_patterns: a re-publish leaves no file of the previous run behind
-            commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), delete_patterns=["*"],
-                                       commit_message=f"fixnorm_zoo: {zoo_name} (top-1 {measured['top1']:.2f}%)")  # fmt: skip
-            result["revision"] = commit.oid
+            message = f"fixnorm_zoo: {zoo_name} (top-1 {measured['top1']:.2f}%)"
+            result["revision"] = _upload(folder, repo_id=repo_id, private=private, message=message)
     finally:
         if not dry_run:
             shutil.rmtree(folder, ignore_errors=True)
 
+    entry = _registry_entry(existing, recipe, summary, measured, result=result, recipe_ref=recipe_ref)
+    fault_point("publish:before_registry")
+    reg.upsert(ModelInfo.from_dict(entry))
+    return result
+
+
+def _existing_entry(reg, name: str, *, may_replace: bool):
+    """The registry entry this publish updates, or None for a new one. Published weights are replaced only when
+    asked (``--replace``): a careless re-publish must not overwrite a released model."""
+    try:
+        existing = reg.get(name)
+    except UnknownModelError:
+        return None
+    if existing.status == "published" and not may_replace:
+        raise PublishRefused(
+            f"zoo entry {existing.name!r} in {reg.path} already has published weights (top-1 {existing.top1}): pass "
+            "--replace to overwrite it, or --name NEW_NAME to publish beside it"
+        )
+    return existing
+
+
+def _reverify(run_dir: Path, summary: dict[str, Any], *, data: str, tolerance: float) -> dict[str, Any]:
+    """The publish gate: evaluate the run's weights again, with their eval transform, and compare with the claim."""
+    from fixnorm_zoo.evaluate import evaluate
+
+    measured = evaluate(str(run_dir), data=data)
+    claim = float(summary["top1"])
+    if abs(measured["top1"] - claim) > tolerance:
+        raise PublishRefused(
+            f"{run_dir}: re-evaluation gives top-1 {measured['top1']:.3f}% but the run claims {claim:.3f}% "
+            f"(|difference| > {tolerance} point): not published. Were the weights or summary.json changed?"
+        )
+    return measured
+
+
+def _upload(folder: Path, *, repo_id: str, private: bool, message: str) -> str:
+    """Upload the staged repo folder as one commit; returns the commit id the registry pins."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    # delete_patterns: a re-publish leaves no file of the previous run behind
+    commit = api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), delete_patterns=["*"], commit_message=message
+    )
+    return commit.oid
+
+
+def _registry_entry(
+    existing, recipe, summary, measured, *, result: dict[str, Any], recipe_ref: str
+) -> dict[str, Any]:
+    """The registry entry of the published weights: the existing entry's fields, updated from the run."""
     base = existing.to_dict() if existing else {}
     same_model = existing is not None and (existing.architecture, existing.model_args) == (
         recipe.model,
@@ -170,7 +216,7 @@ def publish(
     )
     entry = {
         **base,
-        "name": zoo_name,
+        "name": result["name"],
         "architecture": recipe.model,
         "dataset": recipe.dataset,
         "recipe": recipe_ref,
@@ -187,25 +233,21 @@ def publish(
         "eval_split": summary["eval_split"],
         "notes": base.get("notes", "") if same_model else "",
         "hub": {
-            "repo_id": repo_id,
+            "repo_id": result["repo_id"],
             "revision": result["revision"],
-            "filename": "model.safetensors",
-            "size": size,
-            "sha256": sha,
-        },  # fmt: skip
+            "filename": WEIGHTS_FILE,
+            "size": result["size"],
+            "sha256": result["sha256"],
+        },
     }
-    fault_point("publish:before_registry")
-    reg.upsert(ModelInfo.from_dict(entry))
-    return result
+    return entry
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise PublishRefused(
-            f"{run_dir}/summary.json cannot be read ({e}): name a finished run directory"
-        ) from e
+        return RunDir(run_dir).read_summary()
+    except DataError as e:
+        raise PublishRefused(str(e)) from e
 
 
 def _recipe_ref(recipe, existing) -> str:
@@ -246,20 +288,32 @@ def _write_repo_folder_or_fail(run_dir: Path, folder: Path, **kwargs) -> None:
     try:
         _write_repo_folder(run_dir, folder, **kwargs)
     except SafetensorError as e:
-        import errno
-
         no_space = "No space left" in str(e)
-        raise OSError(errno.ENOSPC if no_space else errno.EIO, "No space left on device" if no_space else str(e),
-                      str(folder)) from e  # fmt: skip
+        raise OSError(
+            errno.ENOSPC if no_space else errno.EIO,
+            "No space left on device" if no_space else str(e),
+            str(folder),
+        ) from e
 
 
-def _write_repo_folder(run_dir: Path, folder: Path, *, recipe, summary, measured, repo_id, zoo_name, existing, twin,
-                       eval_data, recipe_ref) -> None:  # fmt: skip
+def _write_repo_folder(
+    run_dir: Path,
+    folder: Path,
+    *,
+    recipe,
+    summary,
+    measured,
+    repo_id,
+    zoo_name,
+    existing,
+    twin,
+    eval_data,
+    recipe_ref,
+) -> None:
     from timm.models import save_for_hf
 
     from fixnorm_zoo.cards import render_card
     from fixnorm_zoo.evaluate import load_run
-    from fixnorm_zoo.hub import sha256_file
     from fixnorm_zoo.models import EVAL_KEYS
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -267,32 +321,52 @@ def _write_repo_folder(run_dir: Path, folder: Path, *, recipe, summary, measured
     # config.json: the zoo's pretrained config only (the model was built with it as pretrained_cfg_overlay); the
     # data_config makes timm drop any test-time size of another checkpoint
     labels = model.pretrained_cfg.get("label_names")
-    save_for_hf(model, str(folder), model_args=dict(recipe.model_args), safe_serialization=True,
-                model_config={"label_names": list(labels)} if labels else None,
-                data_config={k: eval_cfg[k] for k in EVAL_KEYS})  # fmt: skip
+    save_for_hf(
+        model,
+        str(folder),
+        model_args=dict(recipe.model_args),
+        safe_serialization=True,
+        model_config={"label_names": list(labels)} if labels else None,
+        data_config={k: eval_cfg[k] for k in EVAL_KEYS},
+    )
     for pickle_file in folder.glob("*.bin"):  # never publish a pickle, whatever timm's defaults become
         pickle_file.unlink()
-    shutil.copyfile(run_dir / "curves.png", folder / "curves.png")
+    shutil.copyfile(RunDir(run_dir).curves_file, folder / RunDir.CURVES)
     twin_row, comparison = None, None
     if twin is not None:
         twin_summary = _read_summary(twin)
-        twin_row = {"name": f"{twin_summary['name']} ({twin_summary['method']}, run {twin.name})",
-                    "top1": f"{twin_summary['top1']:.2f}", "top5": f"{twin_summary['top5']:.2f}",
-                    "note": "the twin's recorded result, same recipe and budget"}  # fmt: skip
+        twin_row = {
+            "name": f"{twin_summary['name']} ({twin_summary['method']}, run {twin.name})",
+            "top1": f"{twin_summary['top1']:.2f}",
+            "top5": f"{twin_summary['top5']:.2f}",
+            "note": "the twin's recorded result, same recipe and budget",
+        }
         from fixnorm_zoo.plots import plot_comparison
 
         comparison = "fixnorm_vs_wd.png"
-        plot_comparison({recipe.method: run_dir, twin_summary["method"]: twin}, folder / comparison,
-                        title=f"{zoo_name}: FixNorm vs weight decay")  # fmt: skip
-    weights = folder / "model.safetensors"
-    card = render_card(name=zoo_name, repo_id=repo_id, recipe=recipe, recipe_ref=recipe_ref, summary=summary,
-                       measured={**measured, "param_count": round(measured["param_count"], 3)},
-                       sha256=sha256_file(weights), size=weights.stat().st_size,
-                       gmacs=existing.gmacs if existing else None,
-                       paper_top1=existing.paper_top1 if existing else None, twin=twin_row,
-                       comparison_file=comparison, eval_data=eval_data.partition(":")[0],
-                       license=existing.license if existing else "apache-2.0")  # fmt: skip
+        plot_comparison(
+            {recipe.method: run_dir, twin_summary["method"]: twin},
+            folder / comparison,
+            title=f"{zoo_name}: FixNorm vs weight decay",
+        )
+    weights = folder / WEIGHTS_FILE
+    card = render_card(
+        name=zoo_name,
+        repo_id=repo_id,
+        recipe=recipe,
+        recipe_ref=recipe_ref,
+        summary=summary,
+        measured={**measured, "param_count": round(measured["param_count"], 3)},
+        sha256=sha256_file(weights),
+        size=weights.stat().st_size,
+        gmacs=existing.gmacs if existing else None,
+        paper_top1=existing.paper_top1 if existing else None,
+        twin=twin_row,
+        comparison_file=comparison,
+        eval_data=eval_data.partition(":")[0],
+        license=existing.license if existing else "apache-2.0",
+    )
     (folder / "README.md").write_text(card)
-    for name in ("model.safetensors", "config.json", "README.md", "curves.png", comparison):
+    for name in (WEIGHTS_FILE, "config.json", "README.md", "curves.png", comparison):
         if name and (folder / name).exists():
             (folder / name).chmod(0o644)  # what we wrote is readable by the mirror's users (timm writes 0600)

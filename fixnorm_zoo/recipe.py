@@ -8,6 +8,7 @@ parsed as YAML scalars and validated like the file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.resources
 import math
 import types
@@ -100,8 +101,21 @@ class Recipe:
             for v in values if isinstance(values, list) else [values]:
                 if isinstance(v, float) and not math.isfinite(v):
                     raise RecipeError(f"recipe field {f.name}={values!r}: must be a finite number")
-        positive = ("epochs", "batch_size", "lr", "grad_accum_steps", "num_classes", "keep_last", "log_every",
-                    "fc_norm", "invariant_norm", "crop_pct", "warmup_lr", "opt_eps", "clip_grad")  # fmt: skip
+        positive = (
+            "epochs",
+            "batch_size",
+            "lr",
+            "grad_accum_steps",
+            "num_classes",
+            "keep_last",
+            "log_every",
+            "fc_norm",
+            "invariant_norm",
+            "crop_pct",
+            "warmup_lr",
+            "opt_eps",
+            "clip_grad",
+        )
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
@@ -286,8 +300,10 @@ def _inherited_path(path: Path, parent: Any) -> Path:
         ):
             return p.resolve()
     if candidate.is_relative_to(here) and not Path(parent).is_absolute():
-        raise RecipeError(f"recipe {path}: inherit: {parent!r} is neither a file beside it nor a shipped recipe "
-                          "(fixnorm-zoo list --recipes)")  # fmt: skip
+        raise RecipeError(
+            f"recipe {path}: inherit: {parent!r} is neither a file beside it nor a shipped recipe "
+            "(fixnorm-zoo list --recipes)"
+        )
     raise RecipeError(
         f"recipe {path}: inherit: {parent!r} leaves the recipe's folder {here}; inherit a file beside it or a "
         "shipped recipe (fixnorm-zoo list --recipes)"
@@ -334,7 +350,6 @@ def resolve_recipe_path(recipe: str | Path) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     known = shipped_recipes()
-    import difflib
 
     close = difflib.get_close_matches(str(recipe), known, n=3, cutoff=0.4)
     hint = f"; did you mean {close}?" if close else f"; known recipes: {known}"
@@ -360,13 +375,41 @@ def load_recipe(recipe: str | Path | dict[str, Any], *, overrides: dict[str, Any
     allowed = [f.name for f in dataclasses.fields(Recipe)]
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        import difflib
-
         hints = {u: difflib.get_close_matches(u, allowed, n=1) for u in unknown}
         said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
         raise RecipeError(f"unknown recipe field(s) {said}; allowed fields: {allowed}")
-    missing = [f.name for f in dataclasses.fields(Recipe) if f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING and f.name not in data]  # fmt: skip
+    missing = [
+        f.name
+        for f in dataclasses.fields(Recipe)
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in data
+    ]
     if missing:
         raise RecipeError(f"recipe is missing required field(s) {missing}")
     return Recipe(**data)
+
+
+def recipe_changes(
+    recipe: Recipe, saved_path: Path, *, named: tuple[str, ...], run_dir: Path
+) -> dict[str, list[Any]]:
+    """Fields where ``recipe`` differs from a run's saved recipe (``saved_path``): ``{field: [was, now]}``. A
+    resumed run may change only the ``named`` fields; empty when the run saved no recipe yet.
+
+    Raises:
+        RecipeError: a changed field that is not named.
+    """
+    if not saved_path.is_file():
+        return {}
+    saved = load_recipe(str(saved_path)).to_dict()
+    now = recipe.to_dict()
+    changes = {k: [saved[k], now[k]] for k in now if saved.get(k) != now[k]}
+    unnamed = sorted(k for k in changes if k not in named)
+    if unnamed:
+        said = ", ".join(f"{k}: {changes[k][0]!r} -> {changes[k][1]!r}" for k in unnamed)
+        raise RecipeError(
+            f"--resume {run_dir}: the recipe differs from the run's {saved_path.name} ({said}). Resume with the run's "
+            f"own settings (fixnorm-zoo train {saved_path} --resume --output {run_dir}), or name each change with "
+            "--set (it is logged with the epoch it starts at; the saved recipe keeps the run's original)"
+        )
+    return changes

@@ -134,8 +134,14 @@ class Registry:
     def select(self, pattern: str = "*", *, pretrained: bool = False) -> list[ModelInfo]:
         """Entries whose name matches a shell-style ``pattern``, sorted by name (one read of the file);
         ``pretrained=True``: only entries with published weights."""
-        return sorted((m for m in self.models() if fnmatch.fnmatchcase(m.name, pattern)
-                       and (not pretrained or m.status == "published")), key=lambda m: m.name)  # fmt: skip
+        return sorted(
+            (
+                m
+                for m in self.models()
+                if fnmatch.fnmatchcase(m.name, pattern) and (not pretrained or m.status == "published")
+            ),
+            key=lambda m: m.name,
+        )
 
     def names(self, pattern: str = "*", *, pretrained: bool = False) -> list[str]:
         """Names of :meth:`select`'s entries."""

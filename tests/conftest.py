@@ -14,13 +14,19 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import pytest  # noqa: E402
 
 
+def reset_accelerate() -> None:
+    """Forget accelerate's process-wide state (as accelerate's own ``AccelerateTestCase`` does after each test), so
+    the next ``Accelerator`` may use other settings."""
+    from accelerate.test_utils.testing import AccelerateTestCase
+
+    AccelerateTestCase().tearDown()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_accelerate_state():
     """accelerate keeps a process-wide singleton; each test starts and ends without one."""
     yield
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate()
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +44,10 @@ def hub():
 def run_torchrun(
     args: list[str], *, nproc: int = 2, timeout: int = 300, **env: str
 ) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --nproc_per_node N ARGS`` on a free port, one thread per process."""
-    import socket
+    """``python -m torch.distributed.run --nproc_per_node N ARGS`` on a free port (accelerate's ``get_free_port``),
+    one thread per process, from the repository root."""
+    from accelerate.utils.other import get_free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
     cmd = [
         sys.executable,
         "-m",
@@ -51,8 +55,51 @@ def run_torchrun(
         "--nproc_per_node",
         str(nproc),
         "--master_port",
-        port,
+        str(get_free_port()),
         *args,
     ]
-    return subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        cmd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+TINY_RESNET = {
+    "train_subset": 256,
+    "epochs": 1,
+    "batch_size": 64,
+    "model_args": {"channels": [8, 16, 32, 64]},
+}
+"""A tiny Fashion-MNIST run: the ResNet recipe at 1/4 width on 256 images, one epoch (seconds on 2 cores)."""
+
+
+def tiny_recipe(**overrides):
+    """The shipped ``fashion_mnist/resnet18_fixnorm`` recipe made tiny (:data:`TINY_RESNET`), then ``overrides``."""
+    from fixnorm_zoo.recipe import load_recipe
+
+    return load_recipe("fashion_mnist/resnet18_fixnorm", overrides={**TINY_RESNET, **overrides})
+
+
+IMAGE_FOLDER_CLASSES = ("n01440764", "n01443537", "n01484850", "n01491361")
+
+
+@pytest.fixture(scope="session")
+def tiny_imagefolder(tmp_path_factory) -> Path:
+    """4 classes; 2 train + 2 val JPEGs each, of odd sizes so the resize/crop paths run."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imagenet")
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 2), ("val", 2)):
+        for c in IMAGE_FOLDER_CLASSES:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                h, w = rng.integers(180, 300, size=2)
+                pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{c}_{i}.JPEG", quality=90)
+    return root

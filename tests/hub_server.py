@@ -3,7 +3,7 @@ timm's ``hf-hub:`` loading use, over plain HTTP on a loopback port, with repos a
 
 Run as ``python tests/hub_server.py`` (prints ``PORT <n>`` once listening on a free port). The client must have
 ``HF_ENDPOINT=http://127.0.0.1:<n>`` and ``HF_HUB_DISABLE_XET=1`` set before huggingface_hub is imported
-(DESIGN.md, section 3). Uploads arrive as base64 inside the NDJSON commit body (``uploadMode: regular``).
+(it reads them at import). Uploads arrive as base64 inside the NDJSON commit body (``uploadMode: regular``).
 
 Endpoints: repo create, card metadata validation, repo info (``/api/models/ORG/NAME[/revision/REV]``), file tree
 (``/api/models/ORG/NAME/tree/REV``), preupload, commit (files added and deleted), and
@@ -57,8 +57,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, code: int, error_code: str, msg: str, head: bool = False) -> None:
         body = json.dumps({"error": msg}).encode()
-        self._send(code, body, {"X-Error-Code": error_code, "X-Error-Message": msg,
-                                "Content-Type": "application/json"}, head=head)  # fmt: skip
+        self._send(
+            code,
+            body,
+            {"X-Error-Code": error_code, "X-Error-Message": msg, "Content-Type": "application/json"},
+            head=head,
+        )
 
     def _body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
@@ -100,8 +104,14 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/api/models/(.+?)/preupload/(.+)", path)
         if m:
             files = json.loads(body)["files"]
-            return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                              for f in files]})  # fmt: skip
+            return self._json(
+                200,
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                    ]
+                },
+            )
         m = re.fullmatch(r"/api/models/(.+?)/commit/(.+)", path)
         if m:
             repo_id, rev = m.group(1), m.group(2)
@@ -128,8 +138,9 @@ class Handler(BaseHTTPRequestHandler):
                     digest.update(p.encode() + hashlib.sha1(files[p]).digest())
                 oid = digest.hexdigest()
                 REPOS[repo_id].append({"oid": oid, "files": files})
-            return self._json(200, {"commitOid": oid, "commitUrl": f"{self.base}/{repo_id}/commit/{oid}",
-                                    "success": True})  # fmt: skip
+            return self._json(
+                200, {"commitOid": oid, "commitUrl": f"{self.base}/{repo_id}/commit/{oid}", "success": True}
+            )
         self._error(404, "NotFound", f"no route POST {path}")
 
     def do_HEAD(self) -> None:
@@ -147,8 +158,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self._error(404, "RepoNotFound", f"Repository {repo_id} not found", head)
             commit = _resolve(repo_id, rev)
             files = commit["files"] if commit else {}
-            return self._json(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
-                                    for p, b in sorted(files.items())])  # fmt: skip
+            return self._json(
+                200,
+                [
+                    {"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                    for p, b in sorted(files.items())
+                ],
+            )
         m = re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/(.+))?", path)
         if m:
             repo_id, rev = m.group(1), m.group(2) or "main"
@@ -157,8 +173,13 @@ class Handler(BaseHTTPRequestHandler):
             commit = _resolve(repo_id, rev)
             if commit is None:
                 return self._error(404, "RevisionNotFound", f"Revision {rev} not found", head)
-            info = {"id": repo_id, "modelId": repo_id, "sha": commit["oid"], "private": False,
-                    "siblings": [{"rfilename": p, "size": len(b)} for p, b in sorted(commit["files"].items())]}  # fmt: skip
+            info = {
+                "id": repo_id,
+                "modelId": repo_id,
+                "sha": commit["oid"],
+                "private": False,
+                "siblings": [{"rfilename": p, "size": len(b)} for p, b in sorted(commit["files"].items())],
+            }
             return self._json(200, info)
         m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if m:
@@ -172,8 +193,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self._error(404, "EntryNotFound", f"{file} not found at {rev}", head)
             data = commit["files"][file]
             etag = '"' + hashlib.sha256(data).hexdigest() + '"'
-            return self._send(200, data, {"X-Repo-Commit": commit["oid"], "ETag": etag,
-                                          "Content-Type": "application/octet-stream"}, head=head)  # fmt: skip
+            return self._send(
+                200,
+                data,
+                {"X-Repo-Commit": commit["oid"], "ETag": etag, "Content-Type": "application/octet-stream"},
+                head=head,
+            )
         self._error(404, "NotFound", f"no route GET {path}", head)
 
 

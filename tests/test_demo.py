@@ -9,15 +9,23 @@ from pathlib import Path
 from fixnorm_zoo.registry import REGISTRY_FILE
 
 
-def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(tmp_path: Path, capsys,
-                                                                                monkeypatch) -> None:  # fmt: skip
+def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     from fixnorm_zoo.demo import DEMO_NAME, DEMO_REPO, run_demo
 
     monkeypatch.delenv("FIXNORM_ZOO_REGISTRY", raising=False)
     monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
     before = REGISTRY_FILE.read_text()
-    result = run_demo(output_dir=tmp_path, overrides={"train_subset": 512, "epochs": 1, "batch_size": 64,
-                                                      "model_args": {"widths": [8, 8, 16, 32]}})  # fmt: skip
+    result = run_demo(
+        output_dir=tmp_path,
+        overrides={
+            "train_subset": 512,
+            "epochs": 1,
+            "batch_size": 64,
+            "model_args": {"widths": [8, 8, 16, 32]},
+        },
+    )
     out = capsys.readouterr().out
     assert REGISTRY_FILE.read_text() == before
     assert "FIXNORM_ZOO_REGISTRY" not in os.environ and "FIXNORM_ZOO_HUB" not in os.environ  # never set

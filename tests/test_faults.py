@@ -7,6 +7,7 @@ in a subprocess (SIGKILL: no cleanup runs). Race tests loop a bounded number of 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import reset_accelerate
 
 from fixnorm_zoo.errors import FixNormZooError, IntegrityError, RecipeError
 
@@ -31,8 +33,14 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fixnorm_zoo.cli", *args], env=_env(**env), cwd=cwd,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "fixnorm_zoo.cli", *args],
+        env=_env(**env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _one_error_line(r: subprocess.CompletedProcess) -> str:
@@ -46,14 +54,12 @@ def _one_error_line(r: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """One finished tiny resnet9s run."""
-    from accelerate.state import AcceleratorState
-
     from fixnorm_zoo.recipe import load_recipe
     from fixnorm_zoo.train import train
 
     out = tmp_path_factory.mktemp("faults") / "run"
     train(load_recipe("fashion_mnist/resnet9s_fixnorm", overrides=TINY), output_dir=out, progress=False)
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate()
     return out
 
 
@@ -146,8 +152,18 @@ def test_local_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path) -> Non
 
 def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_path) -> None:
     before = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
-    r = _cli("publish", str(run), "--repo-id", "org/x", "--name", "fmnist_resnet18_wd", "--mirror",
-             str(tmp_path / "m"), "--registry", str(registry))  # fmt: skip
+    r = _cli(
+        "publish",
+        str(run),
+        "--repo-id",
+        "org/x",
+        "--name",
+        "fmnist_resnet18_wd",
+        "--mirror",
+        str(tmp_path / "m"),
+        "--registry",
+        str(registry),
+    )
     assert "--replace" in _one_error_line(r)
     after = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
     assert after == before
@@ -156,8 +172,18 @@ def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_
 def test_registry_option_is_the_registry_read_and_written(run, tmp_path) -> None:
     registry = tmp_path / "other.json"
     registry.write_text('{"models": []}\n')
-    r = _cli("publish", str(run), "--repo-id", "org/x", "--name", "fmnist_resnet18_wd", "--mirror",
-             str(tmp_path / "m"), "--registry", str(registry))  # fmt: skip
+    r = _cli(
+        "publish",
+        str(run),
+        "--repo-id",
+        "org/x",
+        "--name",
+        "fmnist_resnet18_wd",
+        "--mirror",
+        str(tmp_path / "m"),
+        "--registry",
+        str(registry),
+    )
     assert r.returncode == 0, r.stderr  # not found in X, so no "already published" from the package's file
     (entry,) = json.loads(registry.read_text())["models"]
     assert entry["architecture"] == "resnet9s" and entry["gmacs"] is None and entry["notes"] == ""
@@ -227,14 +253,36 @@ def test_weights_swapped_during_loads_are_never_returned(run, registry, tmp_path
 
 def test_kill_while_publishing_keeps_the_old_model_and_registry(run, registry, tmp_path) -> None:
     mirror = tmp_path / "m"
-    r = _cli("publish", str(run), "--repo-id", "org/k", "--name", "k", "--mirror", str(mirror), "--registry",
-             str(registry))  # fmt: skip
+    r = _cli(
+        "publish",
+        str(run),
+        "--repo-id",
+        "org/k",
+        "--name",
+        "k",
+        "--mirror",
+        str(mirror),
+        "--registry",
+        str(registry),
+    )
     assert r.returncode == 0, r.stderr
     old_files = {p.name: p.read_bytes() for p in (mirror / "org" / "k").iterdir()}
     old_registry = registry.read_text()
     for point in ("publish:staged", "publish:before_registry"):
-        r = _cli("publish", str(run), "--repo-id", "org/k", "--name", "k", "--mirror", str(mirror), "--registry",
-                 str(registry), "--replace", FIXNORM_ZOO_KILL_AT=point)  # fmt: skip
+        r = _cli(
+            "publish",
+            str(run),
+            "--repo-id",
+            "org/k",
+            "--name",
+            "k",
+            "--mirror",
+            str(mirror),
+            "--registry",
+            str(registry),
+            "--replace",
+            FIXNORM_ZOO_KILL_AT=point,
+        )
         assert r.returncode == -9, (point, r.stderr)
         assert registry.read_text() == old_registry  # the registry never names a half-published model
         repo = mirror / "org" / "k"
@@ -245,8 +293,19 @@ def test_kill_while_publishing_keeps_the_old_model_and_registry(run, registry, t
 
 
 def test_kill_during_training_then_resume_matches(tmp_path) -> None:
-    args = ["train", "fashion_mnist/resnet9s_fixnorm", "--set", "epochs=2", "--set", "train_subset=256", "--set",
-            "batch_size=64", "--set", "model_args.widths=[8,8,16,32]", "--no-progress"]  # fmt: skip
+    args = [
+        "train",
+        "fashion_mnist/resnet9s_fixnorm",
+        "--set",
+        "epochs=2",
+        "--set",
+        "train_subset=256",
+        "--set",
+        "batch_size=64",
+        "--set",
+        "model_args.widths=[8,8,16,32]",
+        "--no-progress",
+    ]
     ref = _cli(*args, "--output", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     r = _cli(*args, "--output", str(tmp_path / "run"), FIXNORM_ZOO_KILL_AT="train:checkpoint_1")
@@ -266,8 +325,18 @@ def test_full_disk_is_an_error_line_and_leaves_nothing_half_written(run, registr
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
-        r = _cli("publish", str(run), "--repo-id", "org/full", "--name", "full", "--mirror", str(disk),
-                 "--registry", str(registry))  # fmt: skip
+        r = _cli(
+            "publish",
+            str(run),
+            "--repo-id",
+            "org/full",
+            "--name",
+            "full",
+            "--mirror",
+            str(disk),
+            "--registry",
+            str(registry),
+        )
         line = _one_error_line(r)
         assert "No space left" in line and "free space" in line
         assert not (disk / "org" / "full").exists()
@@ -314,8 +383,9 @@ def test_bad_files_are_one_error_line_naming_the_file(tmp_path) -> None:
     schema.write_text('{"models": [{"name": "x", "bogus": 1}]}')
     assert "unknown fields" in _one_error_line(_cli("list", "--registry", str(schema)))
     (tmp_path / "csvdir").mkdir()
-    line = _one_error_line(_cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv",
-                                str(tmp_path / "csvdir")))  # fmt: skip
+    line = _one_error_line(
+        _cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv", str(tmp_path / "csvdir"))
+    )
     assert "is a directory" in line
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
@@ -331,10 +401,9 @@ def test_debug_flag_shows_the_traceback(tmp_path) -> None:
 
 
 def test_damaged_data_files_are_named(tmp_path) -> None:
-    import gzip
 
-    from fixnorm_zoo.data import load_fashion_mnist
     from fixnorm_zoo.errors import DataError
+    from fixnorm_zoo.fashion_mnist import load_fashion_mnist
 
     src = Path("/usr/share/datasets/fashion-mnist")
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
@@ -358,7 +427,7 @@ def test_damaged_data_files_are_named(tmp_path) -> None:
 
 def test_corrupt_image_in_a_folder_is_named(tmp_path) -> None:
     from fixnorm_zoo.errors import DataError
-    from fixnorm_zoo.imagenet import open_image
+    from fixnorm_zoo.image_folder import open_image
 
     bad = tmp_path / "broken.JPEG"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a whole JPEG")

@@ -348,8 +348,15 @@ def test_fc_norm_without_a_classifier_is_an_error_naming_classifier() -> None:
     assert opt.group("classifier") is not None
 
 
-@pytest.mark.parametrize(("name", "cls_name", "nesterov"), [("momentum", "SGD", False), ("sgd", "SGD", False),
-                                                            ("rmsproptf", "RMSpropTF", None), ("lamb", "Lamb", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "cls_name", "nesterov"),
+    [
+        ("momentum", "SGD", False),
+        ("sgd", "SGD", False),
+        ("rmsproptf", "RMSpropTF", None),
+        ("lamb", "Lamb", None),
+    ],
+)
 def test_timm_optimizer_names_are_accepted_or_refused_by_name(name, cls_name, nesterov) -> None:
     import timm
 

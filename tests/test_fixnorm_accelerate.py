@@ -4,15 +4,12 @@ processes really all-reduce."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from accelerate import Accelerator
+from conftest import run_torchrun
 from torch import nn
 
 from fixnorm_zoo.fixnorm import CLASSIFIER, INVARIANT, FixNorm
@@ -132,34 +129,10 @@ def test_two_gloo_processes_stay_identical(tmp_path: Path) -> None:
     )
     script = tmp_path / "worker.py"
     script.write_text(code)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_free_port()),
-            str(script),
-            str(tmp_path),
-        ],
-        cwd=Path(__file__).parent.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    proc = run_torchrun([str(script), str(tmp_path)], timeout=180, PYTHONPATH=str(Path(__file__).parent))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["world_size"] == 2
     assert result["synced_max_diff"] == 0.0
     assert result["independent_max_diff"] > 1e-3
     assert result["head_norm"] == pytest.approx(2.0, rel=1e-5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

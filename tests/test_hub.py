@@ -17,24 +17,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import reset_accelerate, tiny_recipe
 
 from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_testtoken_DoNotPrintMe123"
-QUICK = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"channels": [8, 16, 32, 64]}}
 PROBE = "torch.manual_seed(0); x = torch.randn(4, 1, 28, 28)"
 
 
 def _train(out: Path, seed: int, **extra) -> Path:
-    from accelerate.state import AcceleratorState
-
-    from fixnorm_zoo.recipe import load_recipe
     from fixnorm_zoo.train import train
 
-    train(load_recipe("fashion_mnist/resnet18_fixnorm", overrides={**QUICK, "seed": seed, **extra}), output_dir=out,
-          progress=False)  # fmt: skip
-    AcceleratorState._reset_state(reset_partial_state=True)
+    train(
+        tiny_recipe(seed=seed, **extra),
+        output_dir=out,
+        progress=False,
+    )
+    reset_accelerate()
     return out
 
 
@@ -56,9 +56,18 @@ def _outputs_of_run(run: Path) -> torch.Tensor:
 
 def _env(hub: str, home: Path, registry: Path, *, offline: bool = False, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FIXNORM_ZOO_"))}
-    env.update(HF_ENDPOINT=hub, HF_HUB_DISABLE_XET="1", HF_HOME=str(home), HF_TOKEN=TOKEN,
-               HF_HUB_OFFLINE="1" if offline else "0", HF_HUB_DISABLE_TELEMETRY="1", TQDM_DISABLE="1",
-               FIXNORM_ZOO_REGISTRY=str(registry), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))  # fmt: skip
+    env.update(
+        HF_ENDPOINT=hub,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(home),
+        HF_TOKEN=TOKEN,
+        HF_HUB_OFFLINE="1" if offline else "0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TQDM_DISABLE="1",
+        FIXNORM_ZOO_REGISTRY=str(registry),
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(ROOT),
+    )
     env.update(extra)
     return env
 
@@ -72,9 +81,11 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def _outputs_in_subprocess(env: dict[str, str], load_expr: str, out: Path) -> subprocess.CompletedProcess:
-    code = (f"import sys, torch\n{load_expr}\nmodel.eval()\n{PROBE}\n"
-            f"with torch.no_grad(): torch.save(model(x), {str(out)!r})\n"
-            "print('imported fixnorm_zoo' if 'fixnorm_zoo' in sys.modules else 'no fixnorm_zoo')\n")  # fmt: skip
+    code = (
+        f"import sys, torch\n{load_expr}\nmodel.eval()\n{PROBE}\n"
+        f"with torch.no_grad(): torch.save(model(x), {str(out)!r})\n"
+        "print('imported fixnorm_zoo' if 'fixnorm_zoo' in sys.modules else 'no fixnorm_zoo')\n"
+    )
     return _run(["-c", code], env)
 
 
@@ -123,8 +134,11 @@ def test_load_round_trip_and_plain_timm_give_the_run_outputs(hub, runs, publishe
     )
     assert r.returncode == 0, r.stderr
     torch.testing.assert_close(torch.load(tmp_path / "zoo.pt"), expected, rtol=0, atol=0)
-    r = _outputs_in_subprocess(env, "import timm\nmodel = timm.create_model('hf-hub:org/tiny', pretrained=True)",
-                               tmp_path / "timm.pt")  # fmt: skip
+    r = _outputs_in_subprocess(
+        env,
+        "import timm\nmodel = timm.create_model('hf-hub:org/tiny', pretrained=True)",
+        tmp_path / "timm.pt",
+    )
     assert r.returncode == 0, r.stderr
     assert "no fixnorm_zoo" in r.stdout
     torch.testing.assert_close(torch.load(tmp_path / "timm.pt"), expected, rtol=0, atol=0)
@@ -183,8 +197,10 @@ def test_gate_refuses_a_wrong_claim(hub, runs, tmp_path) -> None:
     assert "re-evaluation gives top-1" in r.stderr and "not published" in r.stderr
     assert registry.read_text() == before
     # and nothing reached the Hub: the repo does not exist there
-    probe = _run(["-c", "from huggingface_hub import HfApi; HfApi().model_info('org/wrong')"],
-                 _env(hub, tmp_path / "home", registry))  # fmt: skip
+    probe = _run(
+        ["-c", "from huggingface_hub import HfApi; HfApi().model_info('org/wrong')"],
+        _env(hub, tmp_path / "home", registry),
+    )
     assert probe.returncode != 0 and "RepositoryNotFound" in probe.stderr
 
 
@@ -197,7 +213,12 @@ def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) ->
     out = tmp_path / "out"
     result = publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", dry_run=out, twin=runs["b"])
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.md", "config.json", "curves.png", "fixnorm_vs_wd.png", "model.safetensors"]  # fmt: skip
+        "README.md",
+        "config.json",
+        "curves.png",
+        "fixnorm_vs_wd.png",
+        "model.safetensors",
+    ]
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "resnet18" and config["num_classes"] == 10
     assert config["model_args"]["channels"] == [8, 16, 32, 64]
@@ -255,8 +276,14 @@ def test_mirror_only_entries_load_from_a_named_mirror_only(runs, tmp_path, monke
 
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
-    publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", mirror=tmp_path / "release", registry=registry,
-            replace=True)  # fmt: skip
+    publish(
+        runs["a"],
+        repo_id="org/tiny",
+        name="fmnist_resnet18",
+        mirror=tmp_path / "release",
+        registry=registry,
+        replace=True,
+    )
     monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
     exec(PROBE, globals(), ns := {"torch": torch})
     with torch.no_grad():
@@ -299,8 +326,10 @@ def test_hf_hub_ids_and_pretrained_listing(hub, published, tmp_path) -> None:
     """load('hf-hub:ORG/NAME') of a zoo repo goes through the registry (pinned, sha256-checked), as eval does;
     list_models(pretrained=True) lists only entries with weights."""
     env = _env(hub, tmp_path / "home", published["rev2"])
-    code = ("import fixnorm_zoo\nm = fixnorm_zoo.load('hf-hub:org/tiny')\nprint(type(m).__name__, m.training)\n"
-            "names = fixnorm_zoo.list_models(pretrained=True)\nprint('tiny' in names, 'resnet50' in names)")  # fmt: skip
+    code = (
+        "import fixnorm_zoo\nm = fixnorm_zoo.load('hf-hub:org/tiny')\nprint(type(m).__name__, m.training)\n"
+        "names = fixnorm_zoo.list_models(pretrained=True)\nprint('tiny' in names, 'resnet50' in names)"
+    )
     r = _run(["-c", code], env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["ResNet", "False", "True", "False"]
@@ -314,8 +343,17 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     env = _env(hub, tmp_path / "home", registry)
-    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/released", "--name", "released", "--mirror",
-             str(tmp_path / "release"))  # fmt: skip
+    r = _cli(
+        env,
+        "publish",
+        str(runs["a"]),
+        "--repo-id",
+        "org/released",
+        "--name",
+        "released",
+        "--mirror",
+        str(tmp_path / "release"),
+    )
     assert r.returncode == 0, r.stderr
     assert _entry(registry, "released")["hub"]["revision"] is None
     r = _cli(env, "push", str(tmp_path / "release"), "--name", "released")

@@ -61,9 +61,14 @@ def test_unknown_recipe_name_suggests() -> None:
 
 
 def test_overrides_parse_yaml_scalars_and_nesting() -> None:
-    assert parse_overrides(["lr=0.2", "nesterov=false", "model_args.depth_multiplier=1.2", "fc_norm=null"]) == {
-        "lr": 0.2, "nesterov": False, "model_args": {"depth_multiplier": 1.2}, "fc_norm": None,
-    }  # fmt: skip
+    assert parse_overrides(
+        ["lr=0.2", "nesterov=false", "model_args.depth_multiplier=1.2", "fc_norm=null"]
+    ) == {
+        "lr": 0.2,
+        "nesterov": False,
+        "model_args": {"depth_multiplier": 1.2},
+        "fc_norm": None,
+    }
     with pytest.raises(RecipeError, match="key=value"):
         parse_overrides(["lr"])
     base = load_recipe("fashion_mnist/resnet18_fixnorm").model_args
@@ -76,7 +81,7 @@ def test_int_for_float_field_is_accepted() -> None:
 
 
 def test_fashion_mnist_recipes_hold_the_tuners_result() -> None:
-    """eval/fmnist_tune.sh writes each recipe's best knobs to eval/tuner/RECIPE_best.yaml; the recipe files must
+    """The manifest's tuner searches (eval/record.py) write each recipe's best knobs to eval/tuner/RECIPE_best.yaml; the recipe files must
     carry the same values, so that `fixnorm-zoo train RECIPE` reproduces the zoo runs without extra flags."""
     import yaml
 

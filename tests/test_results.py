@@ -1,48 +1,104 @@
-"""Recorded results are traceable: each full-run row in eval/tuner/ carries the command that made it (a valid
-recipe with valid overrides that set the row's point), and the proxy score beside it is the one the tuner's trial
-log recorded for that point, not a number typed in."""
+"""The experiment record is traceable: every row of eval/results.csv carries the command that made it (a valid recipe
+with valid overrides that set the row's point), a tuner trial's row is the trial its search logged, a proxy score
+beside a full run is the one the tuner logged for that point (not a number typed in), each manifest entry has its
+rows, and the README's generated tables are what eval/record.py renders from the rows."""
 
 from __future__ import annotations
 
-import csv
+import importlib.util
 import json
 import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fixnorm_zoo.recipe import load_recipe, parse_overrides
-from fixnorm_zoo.tuning import param_key
+from fixnorm_zoo.search import param_key
 
-TUNER = Path(__file__).resolve().parent.parent / "eval" / "tuner"
-
-
-def _proxy_scores(log: Path) -> dict[str, float]:
-    records = [json.loads(x) for x in log.read_text().splitlines()[1:] if x.strip()]
-    return {r["trial"]: r["score"] for r in records if r["status"] == "ok"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(
-    ("csv_name", "trial_log"),
-    [("full_runs.csv", None), ("grid_full_runs.csv", "grid_resnet18_fixnorm_trials.jsonl")],
-)
-def test_full_run_rows_carry_their_command_and_the_logged_proxy(csv_name: str, trial_log: str | None) -> None:
-    with open(TUNER / csv_name) as f:
-        rows = list(csv.DictReader(f))
-    assert rows, f"{csv_name} has no rows"
-    for row in rows:
-        argv = shlex.split(row["command"])
-        assert argv[:3] == ["fixnorm-zoo", "train", f"fashion_mnist/{row['recipe']}"], row["command"]
-        assert set(argv[3::2]) == {"--set"}, row["command"]
-        sets = argv[4::2]
-        # the recipe and every override are valid (load_recipe refuses unknown fields and bad values)
-        recipe = load_recipe(f"fashion_mnist/{row['recipe']}", overrides=parse_overrides(sets))
-        point = {k: float(v) for k, v in (kv.split("=") for kv in row["point"].split(","))}
-        for knob, value in point.items():
-            assert float(getattr(recipe, knob)) == value, (row["point"], row["command"])
-        logged = _proxy_scores(TUNER / (trial_log or f"{row['recipe']}_trials.jsonl"))
-        expected = logged.get(param_key(point))
-        if trial_log is not None:
-            assert expected is not None, f"{row['point']} is not a point of the grid {trial_log}"
-        assert row["proxy_top1"] == ("" if expected is None else str(expected)), row["point"]
-        assert 0 < float(row["top1"]) <= 100 and float(row["train_time_s"]) > 0
+def _record():
+    spec = importlib.util.spec_from_file_location("record", ROOT / "eval" / "record.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+record = _record()
+ROWS = record.read_rows()
+
+
+def _command_sets(command: str, verb: str) -> tuple[str, dict[str, str]]:
+    argv = shlex.split(command.split("  #")[0])
+    assert argv[0].startswith("OMP_NUM_THREADS=") and argv[1:3] == ["fixnorm-zoo", verb], command
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    return argv[3], dict(s.split("=", 1) for s in sets)
+
+
+def test_every_row_has_the_schema_and_a_command() -> None:
+    assert ROWS, "eval/results.csv has no rows"
+    ids = [r["id"] for r in ROWS]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    for r in ROWS:
+        assert list(r) == list(record.COLUMNS)
+        assert r["kind"] in ("train", "trial") and r["command"] and r["split"], r["id"]
+        if r["status"] == "ok":
+            assert 0 < float(r["top1"]) <= 100 and float(r["train_min"]) > 0, r["id"]
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["kind"] == "train"], ids=lambda r: r["id"])
+def test_train_rows_command_sets_the_rows_point(row: dict[str, str]) -> None:
+    recipe_name, sets = _command_sets(row["command"], "train")
+    assert recipe_name == row["recipe"]
+    recipe = load_recipe(recipe_name, overrides=parse_overrides([f"{k}={v}" for k, v in sets.items()]))
+    assert (
+        recipe.seed == int(row["seed"])
+        and recipe.epochs == int(row["epochs"])
+        and recipe.method == row["method"]
+    )
+    for item in filter(None, row["set"].split(";")):
+        knob, value = item.split("=", 1)
+        assert sets[knob] == value, (row["id"], knob)
+    if row["log"]:
+        history = [json.loads(x) for x in (ROOT / row["log"]).read_text().splitlines()]
+        assert len(history) == recipe.epochs
+        if row["min_to_93"]:
+            assert record.minutes_to(history, 93) == pytest.approx(float(row["min_to_93"]), abs=0.006)
+
+
+def test_trial_rows_are_the_logged_trials_and_proxy_scores_are_logged_ones() -> None:
+    trials = {r["id"]: r for r in ROWS if r["kind"] == "trial"}
+    for log in sorted((ROOT / "eval" / "tuner").glob("*_trials.jsonl")):
+        search = log.name.removesuffix("_trials.jsonl")
+        records = [json.loads(x) for x in log.read_text().splitlines()[1:] if x.strip()]
+        assert records, log
+        for rec in records:
+            row = trials[f"{search}/{rec['trial']}"]
+            assert row["status"] == rec["status"] and row["top1"] == (
+                "" if rec["score"] is None else str(rec["score"])
+            )
+            assert _command_sets(row["command"], "tune")[0] == row["recipe"]
+    for r in ROWS:
+        if r["kind"] == "train" and r["proxy_top1"]:
+            manifest = {
+                e["id"]: e for e in yaml.safe_load((ROOT / "eval" / "manifest.yaml").read_text())["runs"]
+            }
+            entry = manifest[r["id"]]
+            point = {k: float(v) for k, v in entry["set"].items() if k in ("fc_norm", "lr", "weight_decay")}
+            assert trials[f"{entry['proxy_from']}/{param_key(point)}"]["top1"] == r["proxy_top1"], r["id"]
+
+
+def test_every_manifest_entry_has_its_rows() -> None:
+    manifest = yaml.safe_load((ROOT / "eval" / "manifest.yaml").read_text())
+    ids = {r["id"] for r in ROWS}
+    missing = [e["id"] for e in manifest["runs"] if e["id"] not in ids]
+    missing += [t["id"] for t in manifest["tunes"] if not any(i.startswith(t["id"] + "/") for i in ids)]
+    assert not missing, f"manifest entries without rows (run eval/record.py run): {missing}"
+
+
+def test_readme_tables_are_generated_from_the_rows() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert text.count("<!-- record:") == len(record.TABLES)
+    assert record.render_readme(text, ROWS) == text, "run: .venv/bin/python eval/record.py readme"

@@ -4,22 +4,25 @@ and the data path's checks."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import reset_accelerate, run_torchrun, tiny_recipe
 
 from fixnorm_zoo import train as train_mod
-from fixnorm_zoo.data import BatchAugment, InMemoryLoader, load_fashion_mnist
 from fixnorm_zoo.errors import DataError, TrainingDiverged
+from fixnorm_zoo.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
 from fixnorm_zoo.recipe import load_recipe
-
-QUICK = {"train_subset": 768, "epochs": 3, "batch_size": 64, "log_every": 1,
-         "model_args": {"channels": [8, 16, 32, 64]}}  # fmt: skip
+from fixnorm_zoo.rundir import RunDir
 
 
 def _recipe(**extra):
-    return load_recipe("fashion_mnist/resnet18_fixnorm", overrides={**QUICK, **extra})
+    """Three epochs on 768 images: enough updates for resume and divergence checks, still seconds."""
+    return tiny_recipe(**{"train_subset": 768, "epochs": 3, "log_every": 1, **extra})
 
 
 def _log(run: Path) -> list[dict]:
@@ -42,21 +45,19 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path, monkeypatch
     recipe = _recipe(reprob=0.25, **extra)  # random erasing draws from the global RNG: resume must restore it
     full = train_mod.train(recipe, output_dir=tmp_path / "full", progress=False)
 
-    real_save = train_mod._save_checkpoint
+    real_save = RunDir.save_checkpoint
 
-    def save_then_die(accelerator, run_dir, state, keep_last, ema):
-        path = real_save(accelerator, run_dir, state, keep_last, ema)
-        if state.epoch == 2:
+    def save_then_die(self, accelerator, **kwargs):
+        path = real_save(self, accelerator, **kwargs)
+        if kwargs["epoch"] == 2:
             raise _Killed
         return path
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
     with pytest.raises(_Killed):
         train_mod.train(recipe, output_dir=tmp_path / "split", progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    monkeypatch.setattr(RunDir, "save_checkpoint", real_save)
+    reset_accelerate()
     resumed = train_mod.train(recipe, output_dir=tmp_path / "split", resume=True, progress=False)
 
     full_log, split_log = _log(tmp_path / "full"), _log(tmp_path / "split")
@@ -83,7 +84,7 @@ def test_crash_while_writing_checkpoint_keeps_previous(tmp_path: Path, monkeypat
     with pytest.raises(OSError, match="simulated"):
         train_mod.train(recipe, output_dir=tmp_path, progress=False)
     assert (tmp_path / "checkpoints" / "latest").read_text() == "epoch_0001"
-    assert train_mod.latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "epoch_0001"
+    assert RunDir(tmp_path).latest_checkpoint() == tmp_path / "checkpoints" / "epoch_0001"
 
 
 def test_divergence_stops_with_clear_error(tmp_path: Path) -> None:
@@ -94,9 +95,7 @@ def test_divergence_stops_with_clear_error(tmp_path: Path) -> None:
 
 def test_existing_run_needs_resume(tmp_path: Path) -> None:
     train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate()
     with pytest.raises(FileExistsError, match="--resume"):
         train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
 
@@ -167,25 +166,44 @@ def test_two_processes_match_one_process_with_same_global_batch(tmp_path: Path) 
     """torchrun with 2 gloo processes (as the README shows) against one process, same global batch. Augmentation
     is off, so both see the same samples per step; BN statistics are per process (SyncBatchNorm is GPU-only), so
     the runs agree within a tolerance, not bit for bit."""
-    import os
-    import socket
-    import subprocess
-    import sys
 
-    sets = ["train_subset=2048", "fc_norm=3", "epochs=2", "batch_size=64", "crop_pad=0", "hflip=0",
-            "model_args.channels=[8,16,32,64]", "lr=0.02"]  # fmt: skip
+    sets = [
+        "train_subset=2048",
+        "fc_norm=3",
+        "epochs=2",
+        "batch_size=64",
+        "crop_pad=0",
+        "hflip=0",
+        "model_args.channels=[8,16,32,64]",
+        "lr=0.02",
+    ]
     args = [a for s in sets for a in ("--set", s)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    cmd_two = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-               "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", "--output", str(tmp_path / "two"),
-               "--no-progress", *args]  # fmt: skip
-    cmd_one = [sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", "--output",
-               str(tmp_path / "one"), "--no-progress", *args]  # fmt: skip
-    for cmd in (cmd_two, cmd_one):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cmd_two = [
+        "-m",
+        "fixnorm_zoo.cli",
+        "train",
+        "fashion_mnist/resnet18_fixnorm",
+        "--output",
+        str(tmp_path / "two"),
+        "--no-progress",
+        *args,
+    ]
+    cmd_one = [
+        sys.executable,
+        "-m",
+        "fixnorm_zoo.cli",
+        "train",
+        "fashion_mnist/resnet18_fixnorm",
+        "--output",
+        str(tmp_path / "one"),
+        "--no-progress",
+        *args,
+    ]
+    for proc in (
+        run_torchrun(cmd_two),
+        subprocess.run(cmd_one, env=env, capture_output=True, text=True, timeout=300),
+    ):
         assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     one = json.loads((tmp_path / "one" / "summary.json").read_text())
@@ -203,14 +221,26 @@ def test_two_processes_match_one_process_with_same_global_batch(tmp_path: Path) 
 @pytest.mark.parametrize(
     "extra",
     [
-        {"mixup": 0.2, "cutmix": 1.0, "label_smoothing": 0.1, "model_ema": True, "model_ema_decay": 0.9,
-         "clip_grad": 1.0, "grad_accum_steps": 2, "optimizer": "adamw", "lr": 0.01, "sched": "step"},
+        {
+            "mixup": 0.2,
+            "cutmix": 1.0,
+            "label_smoothing": 0.1,
+            "model_ema": True,
+            "model_ema_decay": 0.9,
+            "clip_grad": 1.0,
+            "grad_accum_steps": 2,
+            "optimizer": "adamw",
+            "lr": 0.01,
+            "sched": "step",
+        },
         # slow here only: this CPU has no AMX, so bf16 autocast runs 10-40x slower than fp32
-        pytest.param({"amp": "bf16", "optimizer": "rmsproptf", "lr": 0.01, "opt_eps": 0.001, "channels_last": True},
-                     marks=pytest.mark.slow),
+        pytest.param(
+            {"amp": "bf16", "optimizer": "rmsproptf", "lr": 0.01, "opt_eps": 0.001, "channels_last": True},
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["mixup-ema-accum-adamw", "bf16-rmsproptf-channels_last"],
-)  # fmt: skip
+)
 def test_engine_options_train(tmp_path: Path, extra: dict) -> None:
     summary = train_mod.train(
         _recipe(epochs=1, train_subset=256, **extra), output_dir=tmp_path, progress=False
@@ -240,33 +270,32 @@ def test_tensorboard_tracker_writes_event_files(tmp_path: Path) -> None:
 
 
 def _reset() -> None:
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate()
 
 
 def test_resume_refuses_unnamed_recipe_changes_and_logs_named_ones(tmp_path: Path, monkeypatch) -> None:
     from fixnorm_zoo.errors import RecipeError
 
     recipe = _recipe(epochs=2)
-    real_save = train_mod._save_checkpoint
+    real_save = RunDir.save_checkpoint
 
-    def save_then_die(accelerator, run_dir, state, keep_last, ema):
-        real_save(accelerator, run_dir, state, keep_last, ema)
+    def save_then_die(self, accelerator, **kwargs):
+        real_save(self, accelerator, **kwargs)
         raise _Killed
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_die)
     with pytest.raises(_Killed):
         train_mod.train(recipe, output_dir=tmp_path, progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    monkeypatch.setattr(RunDir, "save_checkpoint", real_save)
     original = (tmp_path / "recipe.yaml").read_text()
     _reset()
     changed = _recipe(epochs=2, lr=0.01, seed=5)
     with pytest.raises(RecipeError, match=r"lr: 0.05 -> 0.01.*seed: 0 -> 5|seed.*lr"):
         train_mod.train(changed, output_dir=tmp_path, resume=True, progress=False)
     _reset()
-    train_mod.train(_recipe(epochs=2, lr=0.01), output_dir=tmp_path, resume=True, progress=False,
-                    resume_changes=("lr",))  # fmt: skip
+    train_mod.train(
+        _recipe(epochs=2, lr=0.01), output_dir=tmp_path, resume=True, progress=False, resume_changes=("lr",)
+    )
     assert (
         tmp_path / "recipe.yaml"
     ).read_text() == original  # the run's recipe stays what it was started with
@@ -286,7 +315,7 @@ def test_resume_skips_a_damaged_checkpoint_and_a_bad_pointer(tmp_path: Path) -> 
         if f.suffix in (".safetensors", ".bin"):
             f.write_bytes(b"garbage")
     (ckpts / "latest").write_text("../../elsewhere")
-    assert train_mod.latest_checkpoint(run) == ckpts / "epoch_0002"  # the pointer is ignored, not followed
+    assert RunDir(run).latest_checkpoint() == ckpts / "epoch_0002"  # the pointer is ignored, not followed
     (run / "summary.json").unlink()
     _reset()
     summary = train_mod.train(_recipe(epochs=2, keep_last=2), output_dir=run, resume=True, progress=False)
@@ -297,7 +326,7 @@ def test_run_killed_before_its_first_checkpoint_can_start_again(tmp_path: Path, 
     def die(*args, **kwargs):
         raise _Killed
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", die)
+    monkeypatch.setattr(RunDir, "save_checkpoint", die)
     with pytest.raises(_Killed):
         train_mod.train(_recipe(epochs=1), output_dir=tmp_path, progress=False)
     monkeypatch.undo()
@@ -318,8 +347,15 @@ def test_training_that_would_make_no_update_is_refused(tmp_path: Path) -> None:
         train_mod.train(
             _recipe(epochs=1, train_subset=32, batch_size=64), output_dir=tmp_path, progress=False
         )
-    for bad in ({"train_subset": 0}, {"train_subset": -59000}, {"lr": float("nan")}, {"std": [0.0]},
-                {"min_lr": 1.0}, {"warmup_epochs": -1.0}, {"fc_norm": -5.0}):  # fmt: skip
+    for bad in (
+        {"train_subset": 0},
+        {"train_subset": -59000},
+        {"lr": float("nan")},
+        {"std": [0.0]},
+        {"min_lr": 1.0},
+        {"warmup_epochs": -1.0},
+        {"fc_norm": -5.0},
+    ):
         with pytest.raises(RecipeError):
             _recipe(**bad)
 
@@ -332,8 +368,9 @@ def test_launcher_settings_apply_unless_the_recipe_sets_them(tmp_path: Path, mon
     summary = train_mod.train(_recipe(epochs=1), output_dir=tmp_path / "launcher", progress=False)
     assert (summary["mixed_precision"], summary["grad_accum_steps"]) == ("bf16", 2)
     _reset()
-    summary = train_mod.train(_recipe(epochs=1, amp="no", grad_accum_steps=1), output_dir=tmp_path / "recipe",
-                              progress=False)  # fmt: skip
+    summary = train_mod.train(
+        _recipe(epochs=1, amp="no", grad_accum_steps=1), output_dir=tmp_path / "recipe", progress=False
+    )
     assert (summary["mixed_precision"], summary["grad_accum_steps"]) == ("no", 1)
 
 
@@ -341,9 +378,27 @@ def test_launcher_settings_apply_unless_the_recipe_sets_them(tmp_path: Path, mon
 def test_two_process_run_with_tensorboard_ends_cleanly(tmp_path: Path) -> None:
     from conftest import run_torchrun
 
-    proc = run_torchrun(["-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet9s_fixnorm", "--set", "epochs=1",
-                         "--set", "train_subset=256", "--set", "batch_size=64", "--set", "log_with=tensorboard",
-                         "--set", "model_args.widths=[8,8,16,32]", "--output", str(tmp_path), "--no-progress"])  # fmt: skip
+    proc = run_torchrun(
+        [
+            "-m",
+            "fixnorm_zoo.cli",
+            "train",
+            "fashion_mnist/resnet9s_fixnorm",
+            "--set",
+            "epochs=1",
+            "--set",
+            "train_subset=256",
+            "--set",
+            "batch_size=64",
+            "--set",
+            "log_with=tensorboard",
+            "--set",
+            "model_args.widths=[8,8,16,32]",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "process group" not in proc.stderr.lower() and (tmp_path / "summary.json").is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["num_processes"] == 2

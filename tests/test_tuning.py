@@ -8,13 +8,14 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import run_torchrun
 
+from fixnorm_zoo import search, tuning
 from fixnorm_zoo import train as train_mod
-from fixnorm_zoo import tuning
 from fixnorm_zoo.errors import FixNormZooError, TrainingDiverged
 from fixnorm_zoo.recipe import load_recipe
 
-SPACE = {"fc_norm": tuning.lattice(8.0, span=3), "lr": tuning.lattice(0.1, span=3)}  # 7 x 7
+SPACE = {"fc_norm": search.lattice(8.0, span=3), "lr": search.lattice(0.1, span=3)}  # 7 x 7
 
 
 def _bowl(fc_opt: float, lr_opt: float):
@@ -28,13 +29,14 @@ def _bowl(fc_opt: float, lr_opt: float):
 
 @pytest.mark.parametrize("opt", [(8.0, 0.1), (1.0, 0.8), (64.0, 0.0125), (2.0, 0.4)])
 def test_ours_finds_the_optimum_of_a_separable_surface_in_few_trials(opt) -> None:
-    order = tuning.run_search("fixnorm", _bowl(*opt), SPACE, knobs=("fc_norm", "lr"), budget=49,
-                              start={"fc_norm": 8.0, "lr": 0.1})  # fmt: skip
+    order = search.run_search(
+        "fixnorm", _bowl(*opt), SPACE, knobs=("fc_norm", "lr"), budget=49, start={"fc_norm": 8.0, "lr": 0.1}
+    )
     best, _ = max(order, key=lambda t: t[1])
     assert best == {"fc_norm": opt[0], "lr": opt[1]}
     found_at = [p for p, _ in order].index(best) + 1
     assert found_at <= 13  # against 49 grid points
-    keys = [tuning.param_key(p) for p, _ in order]
+    keys = [search.param_key(p) for p, _ in order]
     assert len(keys) == len(set(keys)) == 49  # never pays twice for a point; spends the budget it is given
 
 
@@ -46,8 +48,9 @@ def test_ours_leaves_a_coordinate_optimum_for_a_better_diagonal_neighbour() -> N
     def score(p):
         return 95.0 if (p["fc_norm"], p["lr"]) == (16.0, 0.2) else bowl(p)
 
-    order = tuning.run_search("fixnorm", score, SPACE, knobs=("fc_norm", "lr"), budget=16,
-                              start={"fc_norm": 8.0, "lr": 0.1})  # fmt: skip
+    order = search.run_search(
+        "fixnorm", score, SPACE, knobs=("fc_norm", "lr"), budget=16, start={"fc_norm": 8.0, "lr": 0.1}
+    )
     assert max(order, key=lambda t: t[1])[0] == {"fc_norm": 16.0, "lr": 0.2}
     # a pure coordinate search stops at (8, 0.1): both axis neighbours of it are worse
     assert score({"fc_norm": 16.0, "lr": 0.1}) < 90 and score({"fc_norm": 8.0, "lr": 0.2}) < 90
@@ -55,22 +58,22 @@ def test_ours_leaves_a_coordinate_optimum_for_a_better_diagonal_neighbour() -> N
 
 def test_budget_is_respected_and_grid_random_cover_the_lattice() -> None:
     score = _bowl(8.0, 0.1)
-    assert len(tuning.run_search("fixnorm", score, SPACE, knobs=("fc_norm", "lr"), budget=3)) == 3
-    grid = tuning.run_search("grid", score, SPACE, knobs=("fc_norm", "lr"), budget=None)
-    rand = tuning.run_search("random", score, SPACE, knobs=("fc_norm", "lr"), budget=None, seed=3)
+    assert len(search.run_search("fixnorm", score, SPACE, knobs=("fc_norm", "lr"), budget=3)) == 3
+    grid = search.run_search("grid", score, SPACE, knobs=("fc_norm", "lr"), budget=None)
+    rand = search.run_search("random", score, SPACE, knobs=("fc_norm", "lr"), budget=None, seed=3)
     assert len(grid) == len(rand) == 49
-    assert {tuning.param_key(p) for p, _ in grid} == {tuning.param_key(p) for p, _ in rand}
+    assert {search.param_key(p) for p, _ in grid} == {search.param_key(p) for p, _ in rand}
     assert [p for p, _ in rand] != [p for p, _ in grid]
 
 
 def test_tpe_runs_within_budget_on_the_lattice() -> None:
-    order = tuning.run_search("tpe", _bowl(2.0, 0.4), SPACE, knobs=("fc_norm", "lr"), budget=15, seed=0)
+    order = search.run_search("tpe", _bowl(2.0, 0.4), SPACE, knobs=("fc_norm", "lr"), budget=15, seed=0)
     assert len(order) == 15
     assert all(p["fc_norm"] in SPACE["fc_norm"] and p["lr"] in SPACE["lr"] for p, _ in order)
 
 
 def _fake_train(calls: list, *, diverge_lr: float | None = None):
-    def fake(recipe, *, output_dir, resume=False, progress=True):
+    def fake(recipe, *, output_dir, accelerator=None, resume=False, progress=True):
         calls.append((recipe.fc_norm if recipe.method == "fixnorm" else recipe.weight_decay, recipe.lr))
         assert recipe.holdout == 500 and recipe.epochs == 2 and recipe.train_subset == 1000
         if recipe.lr == diverge_lr:
@@ -110,17 +113,21 @@ def test_wd_twin_tunes_weight_decay_and_lr(tmp_path: Path, monkeypatch) -> None:
     calls: list = []
     monkeypatch.setattr(train_mod, "train", _fake_train(calls))
     recipe = load_recipe("fashion_mnist/resnet18_wd")
-    result = tuning.tune(recipe, trials=6, output_dir=tmp_path, proxy_epochs=2, proxy_subset=1000, holdout=500,
-                         progress=False)  # fmt: skip
+    result = tuning.tune(
+        recipe, trials=6, output_dir=tmp_path, proxy_epochs=2, proxy_subset=1000, holdout=500, progress=False
+    )
     assert set(result["best"]) == {"weight_decay", "lr"}
     assert calls[0] == (recipe.weight_decay, recipe.lr)  # starts at the recipe's own values
 
 
 def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> None:
-    recipe = load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"batch_size": 64,
-                         "model_args": {"channels": [8, 16, 32, 64]}})  # fmt: skip
-    result = tuning.tune(recipe, trials=2, output_dir=tmp_path, proxy_epochs=1, proxy_subset=256, holdout=512,
-                         progress=False)  # fmt: skip
+    recipe = load_recipe(
+        "fashion_mnist/resnet18_fixnorm",
+        overrides={"batch_size": 64, "model_args": {"channels": [8, 16, 32, 64]}},
+    )
+    result = tuning.tune(
+        recipe, trials=2, output_dir=tmp_path, proxy_epochs=1, proxy_subset=256, holdout=512, progress=False
+    )
     assert [r["status"] for r in result["trials"]] == ["ok", "ok"]
     first = f"fc_norm={recipe.fc_norm:g}_lr={recipe.lr:g}"  # the first trial: the recipe's own values
     summary = json.loads((tmp_path / "runs" / first / "summary.json").read_text())
@@ -129,20 +136,27 @@ def test_tune_runs_real_engine_trials_on_a_held_out_split(tmp_path: Path) -> Non
 
 @pytest.mark.multiproc
 def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-           "-m", "fixnorm_zoo.cli", "tune", "fashion_mnist/resnet18_fixnorm", "--trials", "2", "--proxy-subset", "256",
-           "--holdout", "256", "--set", "batch_size=64", "--set", "model_args.channels=[8,16,32,64]",
-           "--output", str(tmp_path), "--no-progress"]  # fmt: skip
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    cmd = [
+        "-m",
+        "fixnorm_zoo.cli",
+        "tune",
+        "fashion_mnist/resnet18_fixnorm",
+        "--trials",
+        "2",
+        "--proxy-subset",
+        "256",
+        "--holdout",
+        "256",
+        "--set",
+        "batch_size=64",
+        "--set",
+        "model_args.channels=[8,16,32,64]",
+        "--output",
+        str(tmp_path),
+        "--no-progress",
+    ]
+    proc = run_torchrun(cmd, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [json.loads(x) for x in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and [r["status"] for r in lines[1:]] == ["ok", "ok"]

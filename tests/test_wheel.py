@@ -23,28 +23,72 @@ TINY = ["--set", "epochs=1", "--set", "train_subset=512", "--set", "batch_size=6
 def installed(tmp_path_factory) -> Path:
     """The wheel built from this checkout, installed into a target folder (dependencies from this venv)."""
     base = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                            str(base / "dist"), str(ROOT)], capture_output=True, text=True, cwd=base)  # fmt: skip
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(base / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=base,
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = (base / "dist").glob("fixnorm_zoo-*.whl")
     target = base / "site"
-    inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
-                           str(target), str(wheel)], capture_output=True, text=True, cwd=base)  # fmt: skip
+    inst = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=base,
+    )
     assert inst.returncode == 0, inst.stderr
     return target
 
 
 def _env(target: Path, hub: str, home: Path, registry: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "FIXNORM_ZOO_", "PYTHON"))}
-    env.update(PYTHONPATH=str(target), HF_ENDPOINT=hub, HF_HUB_DISABLE_XET="1", HF_HOME=str(home),
-               HF_TOKEN="hf_wheeltest", HF_HUB_DISABLE_TELEMETRY="1", TQDM_DISABLE="1",
-               FIXNORM_ZOO_REGISTRY=str(registry), OMP_NUM_THREADS="1")  # fmt: skip
+    env.update(
+        PYTHONPATH=str(target),
+        HF_ENDPOINT=hub,
+        HF_HUB_DISABLE_XET="1",
+        HF_HOME=str(home),
+        HF_TOKEN="hf_wheeltest",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TQDM_DISABLE="1",
+        FIXNORM_ZOO_REGISTRY=str(registry),
+        OMP_NUM_THREADS="1",
+    )
     return env
 
 
 def _cli(target: Path, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(target / "bin" / "fixnorm-zoo"), *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [str(target / "bin" / "fixnorm-zoo"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tmp_path) -> None:
@@ -53,8 +97,13 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     registry = tmp_path / "zoo.json"
     registry.write_text((installed / "fixnorm_zoo" / "zoo.json").read_text())
     env = _env(installed, hub, tmp_path / "home", registry)
-    where = subprocess.run([sys.executable, "-c", "import fixnorm_zoo; print(fixnorm_zoo.__file__)"], env=env,
-                           cwd=work, capture_output=True, text=True)  # fmt: skip
+    where = subprocess.run(
+        [sys.executable, "-c", "import fixnorm_zoo; print(fixnorm_zoo.__file__)"],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(installed), where.stdout
 
@@ -65,8 +114,23 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     assert r.returncode == 0, r.stderr
     assert (work / "run" / "summary.json").is_file()
 
-    r = _cli(installed, env, work, "tune", "fashion_mnist/resnet9s_fixnorm", "--trials", "2", "--proxy-subset",
-             "256", "--holdout", "256", "--output", "tune", "--set", "batch_size=64")  # fmt: skip
+    r = _cli(
+        installed,
+        env,
+        work,
+        "tune",
+        "fashion_mnist/resnet9s_fixnorm",
+        "--trials",
+        "2",
+        "--proxy-subset",
+        "256",
+        "--holdout",
+        "256",
+        "--output",
+        "tune",
+        "--set",
+        "batch_size=64",
+    )
     assert r.returncode == 0, r.stderr
     assert (work / "tune" / "best.yaml").is_file()
 
@@ -75,8 +139,10 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     entry = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "wheel_model")
     assert entry["recipe"] == "fashion_mnist/resnet9s_fixnorm" and len(entry["hub"]["revision"]) == 40
 
-    code = ("import fixnorm_zoo, timm.data\nm = fixnorm_zoo.load('wheel_model')\n"
-            "print(m.training, timm.data.resolve_data_config(model=m, use_test_size=True)['input_size'])")  # fmt: skip
+    code = (
+        "import fixnorm_zoo, timm.data\nm = fixnorm_zoo.load('wheel_model')\n"
+        "print(m.training, timm.data.resolve_data_config(model=m, use_test_size=True)['input_size'])"
+    )
     r = subprocess.run([sys.executable, "-c", code], env=env, cwd=work, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "(1,", "28,", "28)"]

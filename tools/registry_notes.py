@@ -1,6 +1,7 @@
 """Write each published Fashion-MNIST entry's ``notes`` in fixnorm_zoo/zoo.json from the measured seed runs in
-eval/fmnist_results.csv and eval/fmnist_fast.csv: which seed was published (seed 0, declared before the runs) and the mean +- std over all
-seeds, so the registry's numbers come from the same rows as the README's table. Without --write, print them.
+eval/results.csv (the recipe as shipped, no overrides): which seed was published (seed 0, declared before the runs)
+and the mean +- std over all seeds, so the registry's numbers come from the same rows as the README's tables.
+Without --write, print them.
 
     .venv/bin/python tools/registry_notes.py [--write]
 """
@@ -15,10 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = {
-    "eval/fmnist_results.csv": "eval/fmnist_zoo_jobs.sh",
-    "eval/fmnist_fast.csv": "eval/fmnist_fast.py",
-}
+RESULTS = "eval/results.csv"
 sys.path.insert(0, str(ROOT))
 
 
@@ -30,11 +28,11 @@ def main() -> int:
 
     top1_by_recipe: dict[str, dict[int, float]] = {}
     source: dict[str, str] = {}
-    for name, runner in SOURCES.items():
-        with open(ROOT / name) as f:
-            for row in csv.DictReader(f):
+    with open(ROOT / RESULTS) as f:
+        for row in csv.DictReader(f):
+            if row["kind"] == "train" and row["group"] in ("families", "fast") and not row["set"]:
                 top1_by_recipe.setdefault(row["recipe"], {})[int(row["seed"])] = float(row["top1"])
-                source[row["recipe"]] = f"{name}, {runner}"
+                source[row["recipe"]] = f"{RESULTS}, group {row['group']}"
     data = json.loads(REGISTRY_FILE.read_text())
     for entry in data["models"]:
         seeds = top1_by_recipe.get(entry["recipe"])

@@ -27,7 +27,7 @@ def main() -> int:
         "--write", action="store_true", help="replace the config.json files (else: show the changes)"
     )
     args = ap.parse_args()
-    from timm.models._hub import save_config_for_hf  # the config writer of save_for_hf, without the weights
+    from timm.models import save_for_hf  # what publish writes config.json with (weights go to a temp folder)
 
     from fixnorm_zoo.atomic import atomic_write_text
     from fixnorm_zoo.loading import load
@@ -41,9 +41,14 @@ def main() -> int:
         model = load(info.name, mirror=args.release)
         labels = model.pretrained_cfg.get("label_names")
         with tempfile.TemporaryDirectory() as tmp:
-            save_config_for_hf(model, f"{tmp}/config.json", model_args=dict(info.model_args),
-                               model_config={"label_names": list(labels)} if labels else None,
-                               data_config={k: model.pretrained_cfg[k] for k in EVAL_KEYS})  # fmt: skip
+            save_for_hf(
+                model,
+                tmp,
+                safe_serialization=True,
+                model_args=dict(info.model_args),
+                model_config={"label_names": list(labels)} if labels else None,
+                data_config={k: model.pretrained_cfg[k] for k in EVAL_KEYS},
+            )
             new = Path(f"{tmp}/config.json").read_text()
         old = (repo / "config.json").read_text()
         dropped = sorted(set(json.loads(old)["pretrained_cfg"]) - set(json.loads(new)["pretrained_cfg"]))

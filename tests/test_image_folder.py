@@ -4,40 +4,32 @@ then the eval entry point on the same folder."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import reset_accelerate, run_torchrun
 
 from fixnorm_zoo.errors import DataError
 from fixnorm_zoo.recipe import RECIPES_DIR, load_recipe
 
 IMAGENET_RECIPES = sorted((RECIPES_DIR / "imagenet").glob("*.yaml"))
-CLASSES = ("n01440764", "n01443537", "n01484850", "n01491361")
-
-
-@pytest.fixture(scope="module")
-def tiny_imagefolder(tmp_path_factory) -> Path:
-    """4 classes; 2 train + 2 val JPEGs each, of odd sizes so the resize/crop paths run."""
-    import numpy as np
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("imagenet")
-    rng = np.random.default_rng(0)
-    for split, per_class in (("train", 2), ("val", 2)):
-        for c in CLASSES:
-            (root / split / c).mkdir(parents=True)
-            for i in range(per_class):
-                h, w = rng.integers(180, 300, size=2)
-                pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / c / f"{c}_{i}.JPEG", quality=90)
-    return root
 
 
 def _smoke_overrides(root: Path) -> dict:
     # 8 train images / batch 4 = 2 optimizer steps at the recipe's full resolution; fp32 because bf16 autocast is
     # 10-40x slower than fp32 on this CPU (no AMX); EMA, RandAugment, random erasing, drop-path as in the recipe.
-    return {"data_dir": str(root), "num_classes": 4, "batch_size": 4, "epochs": 1, "workers": 0, "amp": "no",
-            "warmup_epochs": 0.5}  # fmt: skip
+    return {
+        "data_dir": str(root),
+        "num_classes": 4,
+        "batch_size": 4,
+        "epochs": 1,
+        "workers": 0,
+        "amp": "no",
+        "warmup_epochs": 0.5,
+    }
 
 
 @pytest.mark.parametrize("path", IMAGENET_RECIPES, ids=[p.stem for p in IMAGENET_RECIPES])
@@ -56,9 +48,7 @@ def test_two_step_run_at_full_resolution(path: Path, tiny_imagefolder: Path, tmp
     if recipe.method == "fixnorm":
         assert rows[-1]["max_norm_error"] < 1e-4
     # the eval entry point, with the model's own eval transform, agrees with the training-time eval
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate()
     row = evaluate(str(tmp_path), data=str(tiny_imagefolder), batch_size=4, workers=0)
     assert row["n"] == 8
     assert row["top1"] == pytest.approx(summary["top1"], abs=1e-6)
@@ -108,8 +98,12 @@ def test_datasets_path_trains_and_evaluates(streaming: bool, tiny_imagefolder: P
     hf:ILSVRC/imagenet-1k), map-style or streamed with split_dataset_by_node."""
     from fixnorm_zoo.train import train
 
-    overrides = {**_smoke_overrides(tiny_imagefolder), "data_dir": f"hf:imagefolder:{tiny_imagefolder}",
-                 "hf_streaming": streaming, "model_ema": False}  # fmt: skip
+    overrides = {
+        **_smoke_overrides(tiny_imagefolder),
+        "data_dir": f"hf:imagefolder:{tiny_imagefolder}",
+        "hf_streaming": streaming,
+        "model_ema": False,
+    }
     recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides=overrides)
     train(recipe, output_dir=tmp_path, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -117,16 +111,19 @@ def test_datasets_path_trains_and_evaluates(streaming: bool, tiny_imagefolder: P
 
 
 def test_streaming_parts_are_disjoint_and_cover_the_split(tiny_imagefolder: Path) -> None:
-    from fixnorm_zoo.imagenet import build_imagenet_loaders
+    from fixnorm_zoo.image_folder import build_image_loaders
 
-    overrides = {**_smoke_overrides(tiny_imagefolder), "data_dir": f"hf:imagefolder:{tiny_imagefolder}",
-                 "hf_streaming": True, "input_size": [3, 32, 32], "auto_augment": None}  # fmt: skip
+    overrides = {
+        **_smoke_overrides(tiny_imagefolder),
+        "data_dir": f"hf:imagefolder:{tiny_imagefolder}",
+        "hf_streaming": True,
+        "input_size": [3, 32, 32],
+        "auto_augment": None,
+    }
     recipe = load_recipe("imagenet/efficientnet_b0_fixnorm", overrides=overrides)
     seen = []
     for rank in range(2):
-        train, val, needs_prepare = build_imagenet_loaders(
-            recipe, per_process_batch=2, rank=rank, world_size=2
-        )
+        train, val, needs_prepare = build_image_loaders(recipe, per_process_batch=2, rank=rank, world_size=2)
         assert not needs_prepare and len(train) == 2  # 8 images / (2 per process x 2 processes)
         assert sum(len(x) for x, _ in train) == 4
         seen.append(sorted(int(y) for _, ys in val for y in ys))
@@ -138,10 +135,6 @@ def test_streaming_parts_are_disjoint_and_cover_the_split(tiny_imagefolder: Path
 def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_path: Path) -> None:
     """8 val images, batch 3 per process over 2 processes: the prepared DataLoader pads the last batches with
     duplicates, which gather_for_metrics must drop; the result equals the one-process eval exactly."""
-    import os
-    import socket
-    import subprocess
-    import sys
 
     from fixnorm_zoo.train import train
 
@@ -151,16 +144,24 @@ def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_pat
         output_dir=tmp_path / "run",
         progress=False,
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    common = ["-m", "fixnorm_zoo.cli", "eval", str(tmp_path / "run"), "--data", str(tiny_imagefolder),
-              "--batch-size", "3", "--workers", "0"]  # fmt: skip
+    common = [
+        "-m",
+        "fixnorm_zoo.cli",
+        "eval",
+        str(tmp_path / "run"),
+        "--data",
+        str(tiny_imagefolder),
+        "--batch-size",
+        "3",
+        "--workers",
+        "0",
+    ]
     outputs = []
-    for launcher in (["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port], []):
-        proc = subprocess.run([sys.executable, *launcher, *common], env=env, capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
+    for proc in (
+        run_torchrun(common),
+        subprocess.run([sys.executable, *common], env=env, capture_output=True, text=True, timeout=300),
+    ):
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs.append(proc.stdout.splitlines())
     # the whole output, not its tail: only rank 0 prints, so two processes print what one prints, once

@@ -32,12 +32,22 @@ def build_transforms(recipe: Recipe) -> tuple[Any, Any]:
     (resize to size/crop_pct, center crop), both from the recipe alone."""
     from timm.data import create_transform
 
-    common = dict(input_size=tuple(recipe.input_size), interpolation=recipe.interpolation,
-                  mean=tuple(recipe.mean), std=tuple(recipe.std))  # fmt: skip
-    train = create_transform(is_training=True, auto_augment=recipe.auto_augment, re_prob=recipe.reprob,
-                             hflip=recipe.hflip, **common)  # fmt: skip
-    evaluation = create_transform(is_training=False, crop_pct=recipe.crop_pct, crop_mode="center", **common)
-    return train, evaluation
+    from fixnorm_zoo.models import eval_config, eval_transform
+
+    common = dict(
+        input_size=tuple(recipe.input_size),
+        interpolation=recipe.interpolation,
+        mean=tuple(recipe.mean),
+        std=tuple(recipe.std),
+    )
+    train = create_transform(
+        is_training=True,
+        auto_augment=recipe.auto_augment,
+        re_prob=recipe.reprob,
+        hflip=recipe.hflip,
+        **common,
+    )
+    return train, eval_transform(eval_config(recipe))
 
 
 class _HFImages:
@@ -78,8 +88,10 @@ def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):
 
     for split in ("train", "val"):
         if not (root / split).is_dir():
-            raise DataError(f"ImageNet folder {root} has no {split}/ directory; expected {root}/train/<class>/*.JPEG "
-                            f"and {root}/val/<class>/*.JPEG")  # fmt: skip
+            raise DataError(
+                f"ImageNet folder {root} has no {split}/ directory; expected {root}/train/<class>/*.JPEG "
+                f"and {root}/val/<class>/*.JPEG"
+            )
     mode = "L" if channels == 1 else "RGB"
 
     def load(path: str):
@@ -108,8 +120,11 @@ def _hub_datasets(name: str, train_tf: Any, eval_tf: Any, channels: int):
     image_key = "image"
     num_classes = ds["train"].features[label_key].num_classes
     mode = "L" if channels == 1 else "RGB"
-    return (_HFImages(ds["train"], train_tf, image_key, label_key, mode),
-            _HFImages(ds["validation"], eval_tf, image_key, label_key, mode), num_classes)  # fmt: skip
+    return (
+        _HFImages(ds["train"], train_tf, image_key, label_key, mode),
+        _HFImages(ds["validation"], eval_tf, image_key, label_key, mode),
+        num_classes,
+    )
 
 
 class _StreamImages:
@@ -134,8 +149,9 @@ class StreamingLoader:
         import torch.utils.data
 
         self.stream, self.steps = stream, steps
-        self.loader = torch.utils.data.DataLoader(stream.iterable, batch_size=batch_size, num_workers=workers,
-                                                  drop_last=steps is not None)  # fmt: skip
+        self.loader = torch.utils.data.DataLoader(
+            stream.iterable, batch_size=batch_size, num_workers=workers, drop_last=steps is not None
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.stream.dataset.set_epoch(epoch)
@@ -167,20 +183,32 @@ def _streaming_loaders(
         not total
     ):  # no size in the dataset info (local folders): count the labels once, without decoding images
         total = sum(1 for _ in train.select_columns(["label"]))
-    train = split_dataset_by_node(train.shuffle(seed=recipe.seed, buffer_size=10_000), rank=rank,
-                                  world_size=world_size)  # fmt: skip
+    train = split_dataset_by_node(
+        train.shuffle(seed=recipe.seed, buffer_size=10_000), rank=rank, world_size=world_size
+    )
     val = split_dataset_by_node(val, rank=rank, world_size=world_size)  # disjoint parts: counts are summed
     mode = "L" if recipe.in_chans == 1 else "RGB"
     steps = total // (per_process_batch * world_size)
     if steps < 1:
         raise DataError(f"{recipe.data_dir}: {total} training images do not fill one global batch")
-    return (StreamingLoader(_StreamImages(train, train_tf, mode), batch_size=per_process_batch, steps=steps,
-                            workers=min(recipe.workers, train.num_shards)),
-            StreamingLoader(_StreamImages(val, eval_tf, mode), batch_size=per_process_batch, steps=None,
-                            workers=min(recipe.workers, val.num_shards)), num_classes)  # fmt: skip
+    return (
+        StreamingLoader(
+            _StreamImages(train, train_tf, mode),
+            batch_size=per_process_batch,
+            steps=steps,
+            workers=min(recipe.workers, train.num_shards),
+        ),
+        StreamingLoader(
+            _StreamImages(val, eval_tf, mode),
+            batch_size=per_process_batch,
+            steps=None,
+            workers=min(recipe.workers, val.num_shards),
+        ),
+        num_classes,
+    )
 
 
-def build_imagenet_loaders(
+def build_image_loaders(
     recipe: Recipe, *, per_process_batch: int, rank: int = 0, world_size: int = 1
 ) -> tuple[DataLoader, DataLoader, bool]:
     """Train and eval loaders, and whether they still need ``accelerator.prepare`` to be sharded over processes
@@ -192,12 +220,15 @@ def build_imagenet_loaders(
     import torch
 
     if not recipe.data_dir:
-        raise DataError("ImageNet recipes need data_dir: a folder with train/ and val/, or hf:ILSVRC/imagenet-1k "
-                        "(pass --data-dir or --set data_dir=...)")  # fmt: skip
+        raise DataError(
+            "ImageNet recipes need data_dir: a folder with train/ and val/, or hf:ILSVRC/imagenet-1k "
+            "(pass --data-dir or --set data_dir=...)"
+        )
     train_tf, eval_tf = build_transforms(recipe)
     if recipe.hf_streaming:
-        train, val, n = _streaming_loaders(recipe, train_tf, eval_tf, per_process_batch=per_process_batch,
-                                           rank=rank, world_size=world_size)  # fmt: skip
+        train, val, n = _streaming_loaders(
+            recipe, train_tf, eval_tf, per_process_batch=per_process_batch, rank=rank, world_size=world_size
+        )
         _check_classes(recipe, n)
         return train, val, False
     if recipe.data_dir.startswith(HF_PREFIX):
@@ -208,15 +239,21 @@ def build_imagenet_loaders(
             raise DataError(f"ImageNet data_dir {root} does not exist")
         train, val, n = _folder_datasets(root, train_tf, eval_tf, recipe.in_chans)
     _check_classes(recipe, n)
-    common = dict(num_workers=recipe.workers, pin_memory=torch.cuda.is_available(),
-                  persistent_workers=recipe.workers > 0)  # fmt: skip
-    train_loader = torch.utils.data.DataLoader(train, batch_size=per_process_batch, shuffle=True, drop_last=True,
-                                               **common)  # fmt: skip
+    common = dict(
+        num_workers=recipe.workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=recipe.workers > 0,
+    )
+    train_loader = torch.utils.data.DataLoader(
+        train, batch_size=per_process_batch, shuffle=True, drop_last=True, **common
+    )
     eval_loader = torch.utils.data.DataLoader(val, batch_size=per_process_batch, shuffle=False, **common)
     return train_loader, eval_loader, True
 
 
 def _check_classes(recipe: Recipe, n: int) -> None:
     if n != recipe.num_classes:
-        raise DataError(f"the dataset at {recipe.data_dir} has {n} classes but the recipe's model has "
-                        f"num_classes={recipe.num_classes}; pass --set num_classes={n} to train a new head")  # fmt: skip
+        raise DataError(
+            f"the dataset at {recipe.data_dir} has {n} classes but the recipe's model has "
+            f"num_classes={recipe.num_classes}; pass --set num_classes={n} to train a new head"
+        )

@@ -1,0 +1,430 @@
+"""The experiment record: one manifest of runs (eval/manifest.yaml), one table of measured rows (eval/results.csv),
+and the README's tables and figures generated from those rows.
+
+    .venv/bin/python eval/record.py run [--only ID ...]   # run every manifest entry that has no row yet
+    .venv/bin/python eval/record.py readme                # rewrite the README's generated tables, redraw the figures
+    .venv/bin/python eval/record.py readme --check        # exit 1 if the README's tables differ from the rows
+
+A row is one measurement with the command that made it. ``kind=train``: a full training run scored on the 10,000
+Fashion-MNIST test images (single view, as timm's validate.py; ``top1_flip`` with flip TTA), its training-loop
+minutes (summed per-epoch wall time, eval excluded) and, per target accuracy, the minutes at the first epoch that
+reached it. ``kind=trial``: one trial of a ``fixnorm-zoo tune`` search, scored on held-out training images
+(``split``). Runs are resumable: a killed training continues from its last checkpoint, a killed search from its
+trial log; a finished row is never re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fixnorm_zoo.atomic import atomic_write_text, file_lock  # noqa: E402
+from fixnorm_zoo.rundir import RunDir  # noqa: E402
+from fixnorm_zoo.search import param_key  # noqa: E402
+
+MANIFEST = ROOT / "eval" / "manifest.yaml"
+RESULTS = ROOT / "eval" / "results.csv"
+LOGS = ROOT / "eval" / "logs"
+TUNER = ROOT / "eval" / "tuner"
+README = ROOT / "README.md"
+TARGETS = (93, 94, 95)
+COLUMNS = (
+    "id",
+    "group",
+    "kind",
+    "recipe",
+    "method",
+    "seed",
+    "set",
+    "split",
+    "epochs",
+    "threads",
+    "train_min",
+    "top1",
+    "top5",
+    "top1_flip",
+    *(f"min_to_{t}" for t in TARGETS),
+    "proxy_top1",
+    "status",
+    "command",
+    "run_dir",
+    "log",
+)
+CLI = [sys.executable, "-m", "fixnorm_zoo.cli"]
+PUBLIC = {"resnet18": ("ResNet18", 94.9), "mobilenetv2_050": ("MobileNet", 95.0)}
+METHOD_LABEL = {"fixnorm": "FixNorm", "wd": "weight decay"}
+
+
+# -- the table ----------------------------------------------------------------------------------------------------
+
+
+def read_rows(path: Path = RESULTS) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_rows(new: list[dict[str, Any]], path: Path = RESULTS) -> None:
+    """Append rows under a lock, rewriting the file atomically (a kill never leaves half a row)."""
+    with file_lock(path):
+        rows = read_rows(path) + [{k: r.get(k, "") for k in COLUMNS} for r in new]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, out.getvalue())
+
+
+def minutes_to(history: list[dict[str, Any]], target: float) -> float | None:
+    """Training-loop minutes at the end of the first epoch whose test top-1 reached ``target``, else None."""
+    total = 0.0
+    for h in history:
+        total += h["epoch_train_s"]
+        if h["top1"] >= target:
+            return total / 60
+    return None
+
+
+# -- running ------------------------------------------------------------------------------------------------------
+
+
+def _sets(entry: dict[str, Any]) -> list[str]:
+    values = {"seed": entry.get("seed", 0), **(entry.get("set") or {})}
+    return [f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}" for k, v in values.items()]
+
+
+def _eval(run_dir: str, *, tta: str, results_csv: str | None = None) -> dict[str, str]:
+    extra = ["--results-csv", results_csv] if results_csv else []
+    r = subprocess.run(
+        [*CLI, "eval", run_dir, "--data", "fashion_mnist", "--tta", tta, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    head, values = r.stdout.splitlines()[:2]
+    return dict(zip(head.split(","), values.split(","), strict=True))
+
+
+def run_train(entry: dict[str, Any], *, threads: int) -> dict[str, Any]:
+    """Train (or resume) one manifest run alone on ``threads`` threads, evaluate it, and return its row."""
+    run_dir = entry.get("run_dir") or f"runs/record/{entry['id']}"
+    args = ["train", entry["recipe"], *(a for s in _sets(entry) for a in ("--set", s)), "--output", run_dir]
+    command = f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
+    run = RunDir(ROOT / run_dir)
+    if not run.is_finished():
+        resume = ["--resume"] if run.latest_checkpoint() is not None else []
+        print(f"$ {command}", flush=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        subprocess.run([*CLI, *args, "--no-progress", *resume], cwd=ROOT, env=env, check=True)
+    summary, history = run.read_summary(), run.read_history()
+    LOGS.mkdir(exist_ok=True)
+    log = LOGS / f"{entry['id']}.jsonl"
+    shutil.copyfile(run.log_file, log)
+    single = _eval(run_dir, tta="none", results_csv=entry.get("results_csv"))
+    flip = _eval(run_dir, tta="flip")
+    row = {
+        "id": entry["id"],
+        "group": entry["group"],
+        "kind": "train",
+        "recipe": entry["recipe"],
+        "method": summary["method"],
+        "seed": entry.get("seed", 0),
+        "set": ";".join(s for s in _sets(entry) if not s.startswith("seed=")),
+        "split": summary["eval_split"],
+        "epochs": summary["epochs"],
+        "threads": threads,
+        "train_min": round(summary["train_time_s"] / 60, 2),
+        "top1": single["top1"],
+        "top5": single["top5"],
+        "top1_flip": flip["top1"],
+        "status": "ok",
+        "command": command,
+        "run_dir": run_dir,
+        "log": str(log.relative_to(ROOT)),
+    }
+    for t in TARGETS:
+        m = minutes_to(history, t)
+        row[f"min_to_{t}"] = "" if m is None else round(m, 2)
+    if entry.get("proxy_from"):
+        point = param_key(
+            {
+                k: float(v)
+                for k, v in (entry.get("set") or {}).items()
+                if k in ("fc_norm", "lr", "weight_decay")
+            }
+        )
+        trial = next((r for r in read_rows() if r["id"] == f"{entry['proxy_from']}/{point}"), None)
+        row["proxy_top1"] = trial["top1"] if trial else ""
+    return row
+
+
+def run_tune(entry: dict[str, Any], *, threads: int) -> list[dict[str, Any]]:
+    """Run (or continue) one tuner search; returns one row per trial and keeps its log, plot and best.yaml."""
+    out = ROOT / "runs" / "tune" / entry["id"]
+    args = ["tune", entry["recipe"], *shlex.split(entry["args"]), "--output", str(out.relative_to(ROOT))]
+    command = f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
+    kept = TUNER / f"{entry['id']}_trials.jsonl"
+    if kept.is_file() and not (out / "trials.jsonl").is_file():  # replay the kept log: no trial runs twice
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, out / "trials.jsonl")
+    print(f"$ {command}", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    subprocess.run([*CLI, *args, "--no-progress"], cwd=ROOT, env=env, check=True)
+    for name in ("trials.jsonl", "trials.png", "best.yaml"):
+        shutil.copyfile(out / name, TUNER / f"{entry['id']}_{name}")
+    lines = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines() if x.strip()]
+    meta = lines[0]["meta"]
+    rows = []
+    for r in lines[1:]:
+        rows.append(
+            {
+                "id": f"{entry['id']}/{r['trial']}",
+                "group": "tune",
+                "kind": "trial",
+                "recipe": entry["recipe"],
+                "method": meta["method"],
+                "seed": meta["seed"],
+                "set": r["trial"].replace(",", ";"),
+                "split": f"train[-{meta['proxy'].get('holdout', 10000)}:]",
+                "epochs": meta["proxy"]["epochs"],
+                "threads": threads,
+                "train_min": round(r["time_s"] / 60, 2),
+                "top1": "" if r.get("score") is None else r["score"],
+                "top5": r.get("top5") or "",
+                "status": r["status"],
+                "command": command,
+                "run_dir": f"runs/tune/{entry['id']}/runs/{r['trial'].replace(',', '_')}",
+            }
+        )
+    return rows
+
+
+def run(only: list[str] | None) -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    default_threads = int(manifest.get("threads", 2))
+    for entry in manifest.get("tunes") or []:
+        done = any(r["id"].startswith(entry["id"] + "/") for r in read_rows())
+        if done or (only and entry["id"] not in only):
+            continue
+        append_rows(run_tune(entry, threads=int(entry.get("threads", default_threads))))
+    for entry in manifest.get("runs") or []:
+        done = any(r["id"] == entry["id"] for r in read_rows())
+        if done or (only and entry["id"] not in only):
+            continue
+        row = run_train(entry, threads=int(entry.get("threads", default_threads)))
+        append_rows([row])
+        print(json.dumps(row), flush=True)
+
+
+# -- the README's tables and figures --------------------------------------------------------------------------------
+
+
+def _stat(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+
+def families_table(rows: list[dict[str, str]]) -> str:
+    """The 10-epoch families: test top-1 mean ± std over seeds per recipe, minutes per run, the public table."""
+    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        if r["group"] == "families":
+            groups[(Path(r["recipe"]).name.rsplit("_", 1)[0], r["method"])].append(r)
+    lines = [
+        "| family (recipe) | method | seeds | test top-1 % (mean ± std) | per seed | minutes per run | public table |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (family, method), rs in sorted(groups.items()):
+        top1 = [float(r["top1"]) for r in rs]
+        label, public = PUBLIC.get(family, (None, None))
+        lines.append(
+            f"| {family} (`{rs[0]['recipe']}`) | {method} | {len(rs)} | {_stat(top1)} | "
+            f"{', '.join(f'{t:.2f}' for t in top1)} | {statistics.mean(float(r['train_min']) for r in rs):.1f} | "
+            f"{f'{label} {public}' if public else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def fast_table(rows: list[dict[str, str]]) -> str:
+    """Time to accuracy: per method and epoch budget, mean ± std over seeds of top-1 (single view and flip), the
+    training minutes, and the minutes to each target (with how many seeds reached it)."""
+    groups: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        if r["group"] == "fast":
+            groups[(int(r["epochs"]), r["method"])].append(r)
+    head = [
+        "epochs",
+        "method",
+        "seeds",
+        "test top-1 %",
+        "flip TTA top-1 %",
+        "train minutes",
+        *(f"minutes to {t}%" for t in TARGETS),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (epochs, method), rs in sorted(groups.items()):
+        cells = [
+            str(epochs),
+            method,
+            str(len(rs)),
+            _stat([float(r["top1"]) for r in rs]),
+            _stat([float(r["top1_flip"]) for r in rs]),
+            _stat([float(r["train_min"]) for r in rs]),
+        ]
+        for t in TARGETS:
+            reached = [float(r[f"min_to_{t}"]) for r in rs if r[f"min_to_{t}"]]
+            cells.append(
+                f"{_stat(reached)} ({len(reached)}/{len(rs)} seeds)"
+                if reached
+                else f"not reached (0/{len(rs)})"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def zoo_table() -> str:
+    """Every registry entry: architecture, data, method, size, and the measured top-1 of published weights."""
+    from fixnorm_zoo.registry import Registry
+
+    lines = [
+        "| name | timm architecture | data | method | params | GMACs | paper top-1 | measured top-1 / top-5 | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in Registry().select():
+        arch = f"`{m.architecture}`" + (f" {m.model_args}" if m.model_args else "")
+        size = "x".join(str(v) for v in m.eval_setting["input_size"][1:])
+        measured = f"{m.top1:.2f} / {m.top5:.2f} ({m.eval_split})" if m.top1 is not None else "-"
+        lines.append(
+            f"| `{m.name}` | {arch} @ {size} | {m.dataset} | {m.method} | {m.params_m:.2f}M | {m.gmacs:.3g} | "
+            f"{m.paper_top1 or '-'} | {measured} | {m.status} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES = {"zoo": zoo_table, "families": families_table, "fast": fast_table}
+_BLOCK = re.compile(r"(<!-- record:(\w+) -->\n)(.*?)(\n<!-- /record:\2 -->)", re.S)
+
+
+def render_readme(text: str, rows: list[dict[str, str]]) -> str:
+    """``text`` with every ``<!-- record:NAME -->`` block replaced by the table generated from the rows."""
+
+    def fill(m: re.Match) -> str:
+        name = m.group(2)
+        table = TABLES[name]() if name == "zoo" else TABLES[name](rows)
+        return m.group(1) + table + m.group(4)
+
+    return _BLOCK.sub(fill, text)
+
+
+def _history(row: dict[str, str]) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (ROOT / row["log"]).read_text().splitlines() if x.strip()]
+
+
+def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
+    """docs/fmnist_results.png (the families, top-1 per epoch) and docs/fmnist_time_to_accuracy[_eN].png."""
+    from fixnorm_zoo.plots import plot_time_to_accuracy, pyplot
+
+    written = []
+    fast: dict[int, dict[str, list[list[dict]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["group"] == "fast" and r["log"]:
+            fast[int(r["epochs"])][METHOD_LABEL.get(r["method"], r["method"])].append(_history(r))
+    for epochs, histories in sorted(fast.items()):
+        path = (
+            ROOT
+            / "docs"
+            / ("fmnist_time_to_accuracy.png" if epochs == 10 else f"fmnist_time_to_accuracy_e{epochs}.png")
+        )
+        seeds = min(len(h) for h in histories.values())
+        plot_time_to_accuracy(
+            histories,
+            path,
+            targets=TARGETS[:2] if epochs == 10 else TARGETS,
+            ylim=(88, 95.5),
+            title=f"Fashion-MNIST resnet9s, {epochs} epochs: test top-1 vs training time "
+            f"({seeds} seed{'s' if seeds > 1 else ''} each)",
+        )
+        written.append(path)
+    families: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["group"] == "families" and r["log"]:
+            families[Path(r["recipe"]).name.rsplit("_", 1)[0]][r["method"]].append(r)
+    plt = pyplot()
+    names = sorted(families)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+    colors = {"fixnorm": "tab:blue", "wd": "tab:orange"}
+    for ax, family in zip(axes[0], names, strict=True):
+        for method, rs in sorted(families[family].items()):
+            for i, r in enumerate(rs):
+                log = _history(r)
+                ax.plot(
+                    [h["epoch"] for h in log],
+                    [h["top1"] for h in log],
+                    color=colors[method],
+                    alpha=0.8,
+                    label=METHOD_LABEL[method] if i == 0 else None,
+                )
+        ax.set(title=family, xlabel="epoch", ylabel="test top-1 (%)")
+        ax.set_ylim(bottom=60)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Fashion-MNIST: FixNorm vs weight decay (one line per seed)")
+    fig.tight_layout()
+    path = ROOT / "docs" / "fmnist_results.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the manifest entries that have no row yet")
+    p.add_argument("--only", nargs="+", metavar="ID", help="run only these manifest ids")
+    p = sub.add_parser("readme", help="regenerate the README's tables and the figures from the rows")
+    p.add_argument("--check", action="store_true", help="only check that the README's tables match the rows")
+    args = ap.parse_args()
+    if args.command == "run":
+        run(args.only)
+        return 0
+    rows = read_rows()
+    text = README.read_text()
+    new = render_readme(text, rows)
+    if args.check:
+        if new != text:
+            print(
+                "README.md's generated tables differ from eval/results.csv: run eval/record.py readme",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    atomic_write_text(README, new)
+    for path in draw_figures(rows):
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

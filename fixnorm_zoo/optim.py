@@ -1,0 +1,60 @@
+"""The optimizer and LR schedule of a recipe: FixNorm around a base optimizer, or the weight-decay twin, both
+through timm's optimizer registry; timm's per-update schedulers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from fixnorm_zoo.recipe import Recipe
+
+
+def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """FixNorm around the recipe's base optimizer, or the weight-decay twin through timm's optimizer factory (no
+    decay on biases and norm affines, as timm's and torchvision's recipes do)."""
+    import timm.optim
+
+    from fixnorm_zoo.fixnorm import FixNorm
+
+    kwargs: dict[str, Any] = {"lr": recipe.lr}
+    if recipe.optimizer == "sgd":
+        kwargs.update(momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
+    elif recipe.optimizer == "rmsproptf":
+        kwargs.update(
+            alpha=0.9, momentum=recipe.momentum, eps=recipe.opt_eps or 1e-3
+        )  # EfficientNet's TF RMSprop
+    if recipe.optimizer == "adamw" and recipe.opt_eps:
+        kwargs["eps"] = recipe.opt_eps
+    if recipe.method == "fixnorm":
+        example = example_input(recipe, model)
+        return FixNorm(model, recipe.optimizer, fc_norm=recipe.fc_norm, invariant_norm=recipe.invariant_norm,
+                       fc_norm_mode=recipe.fc_norm_mode, example_input=example, **kwargs)  # fmt: skip
+    return timm.optim.create_optimizer_v2(
+        model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
+    )
+
+
+def build_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """timm's per-update schedule: warmup then cosine (to min_lr) or step decay, sized in optimizer updates."""
+    import timm.scheduler
+
+    total = recipe.epochs * steps_per_epoch
+    warmup = int(recipe.warmup_epochs * steps_per_epoch)
+    if recipe.sched == "cosine":
+        return timm.scheduler.CosineLRScheduler(
+            optimizer, t_initial=max(1, total - warmup), lr_min=recipe.min_lr, warmup_t=warmup,
+            warmup_lr_init=recipe.warmup_lr, warmup_prefix=True, t_in_epochs=False,
+        )  # fmt: skip
+    return timm.scheduler.StepLRScheduler(
+        optimizer, decay_t=max(1, int(recipe.decay_epochs * steps_per_epoch)), decay_rate=recipe.decay_rate,
+        warmup_t=warmup, warmup_lr_init=recipe.warmup_lr, t_in_epochs=False,
+    )  # fmt: skip
+
+
+def example_input(recipe: Recipe, model: nn.Module) -> torch.Tensor:
+    """Two random images for the role probe, from a private generator: drawing them from the global RNG would
+    shift the stream training uses, and a resumed run (which probes after restoring the RNG) would diverge."""
+    x = torch.randn(2, *recipe.input_size, generator=torch.Generator().manual_seed(recipe.seed))
+    return x.to(next(model.parameters()).device)

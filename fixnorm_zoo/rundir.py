@@ -1,0 +1,224 @@
+"""One run directory: its file names, atomic writes, checkpoints and the ``latest`` pointer, summary and log.
+
+Layout (``RUN_DIR``):
+    recipe.yaml              the resolved recipe the run started with
+    log.jsonl                one row per epoch (loss, top-1/5, LR, FixNorm diagnostics, throughput)
+    checkpoints/epoch_NNNN/  accelerate save_state (model, optimizer, RNG) + train_state.json (+ ema.safetensors)
+    checkpoints/latest       name of the newest complete checkpoint
+    weights.safetensors      final weights (weights_ema.safetensors too when EMA is on)
+    summary.json             final metrics, eval setting, wall time
+    curves.png               the training curves
+
+Every other module reads and writes a run through :class:`RunDir`, so a file name lives here only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fixnorm_zoo.atomic import atomic_write_text
+from fixnorm_zoo.errors import DataError
+
+_CHECKPOINT_NAME = re.compile(r"epoch_\d{4}")
+
+
+class RunDir:
+    """The files of one training run, named in one place (accelerate's ``save_state`` owns what is inside a
+    checkpoint folder; this class owns the rest)."""
+
+    RECIPE = "recipe.yaml"
+    LOG = "log.jsonl"
+    SUMMARY = "summary.json"
+    WEIGHTS = "weights.safetensors"
+    WEIGHTS_EMA = "weights_ema.safetensors"
+    CURVES = "curves.png"
+    CHECKPOINTS = "checkpoints"
+    LATEST = "latest"
+    TRAIN_STATE = "train_state.json"
+    EMA_WEIGHTS = "ema.safetensors"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / self.RECIPE
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def curves_file(self) -> Path:
+        return self.path / self.CURVES
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    def weights_file(self, *, ema: bool = False) -> Path:
+        return self.path / (self.WEIGHTS_EMA if ema else self.WEIGHTS)
+
+    def final_weights(self) -> Path | None:
+        """The weights a finished run is evaluated with: the EMA weights when the run kept them, else the plain ones."""
+        for path in (self.weights_file(ema=True), self.weights_file()):
+            if path.is_file():
+                return path
+        return None
+
+    def is_finished(self) -> bool:
+        return self.summary_file.is_file()
+
+    def holds_run(self) -> bool:
+        """A finished run or one with a complete checkpoint: starting a new run here would mix two runs."""
+        return self.is_finished() or self.latest_checkpoint() is not None
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def read_summary(self) -> dict[str, Any]:
+        """``summary.json``; a missing or damaged one is a DataError that says the run is not finished."""
+        try:
+            return json.loads(self.summary_file.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{self.summary_file} cannot be read ({e}): name a finished run directory") from e
+
+    def read_history(self) -> list[dict[str, Any]]:
+        """The per-epoch rows of ``log.jsonl`` (empty before the first epoch ends)."""
+        if not self.log_file.is_file():
+            return []
+        return [json.loads(line) for line in self.log_file.read_text().splitlines() if line.strip()]
+
+    # -- writing (main process only; each write is atomic) ----------------------------------------------------------
+
+    def write_recipe(self, text: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        atomic_write_text(self.recipe_file, text)
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        """Rewritten whole from the checkpointed history: after a kill and ``--resume`` it holds each epoch once."""
+        atomic_write_text(self.log_file, "".join(json.dumps(row) + "\n" for row in history))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_text(self.summary_file, json.dumps(summary, indent=2))
+
+    def save_weights(self, state_dict: dict[str, Any], *, ema: bool = False) -> Path:
+        """Final weights as safetensors (written to a temporary name, then renamed)."""
+        from safetensors.torch import save_file
+
+        path = self.weights_file(ema=ema)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+            str(tmp),
+            metadata={"format": "pt"},
+        )
+        os.replace(tmp, path)
+        return path
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+
+    def complete_checkpoints(self) -> list[Path]:
+        """Complete checkpoint folders: the one ``latest`` names first, then the others newest first. The pointer
+        must name an ``epoch_NNNN`` folder of this run; an empty, foreign or dangling pointer is ignored."""
+        root = self.checkpoints
+        if not root.is_dir():
+            return []
+        done = sorted(
+            (
+                p
+                for p in root.iterdir()
+                if _CHECKPOINT_NAME.fullmatch(p.name) and (p / self.TRAIN_STATE).is_file()
+            ),
+            reverse=True,
+        )
+        pointer = root / self.LATEST
+        named = pointer.read_text().strip() if pointer.is_file() else ""
+        if _CHECKPOINT_NAME.fullmatch(named) and (root / named) in done:
+            done.remove(root / named)
+            done.insert(0, root / named)
+        return done
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint, or None."""
+        candidates = self.complete_checkpoints()
+        return candidates[0] if candidates else None
+
+    def save_checkpoint(
+        self, accelerator, *, epoch: int, train_state: dict[str, Any], ema_state: dict[str, Any] | None,
+        keep: Callable[[list[str]], set[str]],
+    ) -> Path:  # fmt: skip
+        """accelerate's ``save_state`` into a temporary folder, then a rename: a crash mid-write never leaves a
+        broken ``latest``. The train state is JSON and the EMA weights safetensors (nothing of ours is pickled).
+        ``keep(names)`` says which older ``epoch_NNNN`` folders stay; the rest are removed."""
+        root = self.checkpoints
+        name = f"epoch_{epoch:04d}"
+        tmp = root / (name + ".tmp")
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if ema_state is not None:
+                from safetensors.torch import save_file
+
+                save_file(
+                    {k: v.detach().contiguous().cpu() for k, v in ema_state.items()},
+                    str(tmp / self.EMA_WEIGHTS),
+                )
+            atomic_write_text(
+                tmp / self.TRAIN_STATE, json.dumps(train_state)
+            )  # last: marks the folder complete
+            shutil.rmtree(root / name, ignore_errors=True)
+            os.replace(tmp, root / name)
+            atomic_write_text(root / self.LATEST, name)
+            done = sorted(p.name for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name))
+            kept = keep(done) | {name}
+            for old in done:
+                if old not in kept:
+                    shutil.rmtree(root / old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        return root / name
+
+    def load_checkpoint(self, accelerator, *, ema_module=None) -> tuple[Path, dict[str, Any]] | None:
+        """Load the newest checkpoint that loads; a damaged one is skipped for the older complete one kept beside
+        it. Returns ``(folder, train_state)``, or None when there is none.
+
+        Raises:
+            DataError: there are checkpoints and none of them loads.
+        """
+        failures = []
+        for ckpt in self.complete_checkpoints():
+            try:
+                accelerator.load_state(str(ckpt))
+                train_state = json.loads((ckpt / self.TRAIN_STATE).read_text())
+                if ema_module is not None:
+                    from safetensors.torch import load_file
+
+                    ema_module.load_state_dict(load_file(str(ckpt / self.EMA_WEIGHTS)))
+            except Exception as e:  # noqa: BLE001 - any damage: fall back to the older checkpoint
+                failures.append(f"{ckpt.name}: {type(e).__name__}: {e}")
+                continue
+            if failures:
+                accelerator.print(f"warning: skipped damaged checkpoint(s) {failures}")
+            return ckpt, train_state
+        if failures:
+            raise DataError(f"--resume: no checkpoint under {self.checkpoints} could be loaded: {failures}")
+        return None
