@@ -32,17 +32,32 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
             )
         if recipe.train_subset:
             xtr, ytr = xtr[: recipe.train_subset], ytr[: recipe.train_subset]
-        common = dict(mean=tuple(recipe.mean), std=tuple(recipe.std), seed=recipe.seed,
-                      rank=accelerator.process_index, world_size=accelerator.num_processes)  # fmt: skip
-        train = InMemoryLoader(xtr, ytr, batch_size=per_process_batch, train=True, random_erasing=recipe.reprob,
-                               augment=BatchAugment(pad=recipe.crop_pad, hflip=recipe.hflip), **common)  # fmt: skip
+        common = dict(
+            mean=tuple(recipe.mean),
+            std=tuple(recipe.std),
+            seed=recipe.seed,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+        )
+        train = InMemoryLoader(
+            xtr,
+            ytr,
+            batch_size=per_process_batch,
+            train=True,
+            random_erasing=recipe.reprob,
+            augment=BatchAugment(pad=recipe.crop_pad, hflip=recipe.hflip),
+            **common,
+        )
         test = InMemoryLoader(xte, yte, batch_size=max(per_process_batch, 256), train=False, **common)
         return train, test, True
     from fixnorm_zoo.image_folder import build_image_loaders
 
-    train, test, needs_prepare = build_image_loaders(recipe, per_process_batch=per_process_batch,
-                                                        rank=accelerator.process_index,
-                                                        world_size=accelerator.num_processes)  # fmt: skip
+    train, test, needs_prepare = build_image_loaders(
+        recipe,
+        per_process_batch=per_process_batch,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
     if not needs_prepare:  # streams: each process already reads its own disjoint part
         return train, test, True
     train, test = accelerator.prepare(train, test)

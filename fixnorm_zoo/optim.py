@@ -29,8 +29,15 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         kwargs["eps"] = recipe.opt_eps
     if recipe.method == "fixnorm":
         example = example_input(recipe, model)
-        return FixNorm(model, recipe.optimizer, fc_norm=recipe.fc_norm, invariant_norm=recipe.invariant_norm,
-                       fc_norm_mode=recipe.fc_norm_mode, example_input=example, **kwargs)  # fmt: skip
+        return FixNorm(
+            model,
+            recipe.optimizer,
+            fc_norm=recipe.fc_norm,
+            invariant_norm=recipe.invariant_norm,
+            fc_norm_mode=recipe.fc_norm_mode,
+            example_input=example,
+            **kwargs,
+        )
     return timm.optim.create_optimizer_v2(
         model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
     )
@@ -44,13 +51,22 @@ def build_scheduler(recipe: Recipe, optimizer: torch.optim.Optimizer, steps_per_
     warmup = int(recipe.warmup_epochs * steps_per_epoch)
     if recipe.sched == "cosine":
         return timm.scheduler.CosineLRScheduler(
-            optimizer, t_initial=max(1, total - warmup), lr_min=recipe.min_lr, warmup_t=warmup,
-            warmup_lr_init=recipe.warmup_lr, warmup_prefix=True, t_in_epochs=False,
-        )  # fmt: skip
+            optimizer,
+            t_initial=max(1, total - warmup),
+            lr_min=recipe.min_lr,
+            warmup_t=warmup,
+            warmup_lr_init=recipe.warmup_lr,
+            warmup_prefix=True,
+            t_in_epochs=False,
+        )
     return timm.scheduler.StepLRScheduler(
-        optimizer, decay_t=max(1, int(recipe.decay_epochs * steps_per_epoch)), decay_rate=recipe.decay_rate,
-        warmup_t=warmup, warmup_lr_init=recipe.warmup_lr, t_in_epochs=False,
-    )  # fmt: skip
+        optimizer,
+        decay_t=max(1, int(recipe.decay_epochs * steps_per_epoch)),
+        decay_rate=recipe.decay_rate,
+        warmup_t=warmup,
+        warmup_lr_init=recipe.warmup_lr,
+        t_in_epochs=False,
+    )
 
 
 def example_input(recipe: Recipe, model: nn.Module) -> torch.Tensor:

@@ -119,10 +119,12 @@ def plot_time_to_accuracy(
     *,
     title: str,
     targets: tuple[float, ...] = (),
+    budgets: tuple[float, ...] = (),
     ylim: tuple[float, float] | None = None,
 ) -> None:
     """Test top-1 against cumulative training wall-clock minutes (per-epoch ``epoch_train_s`` summed), one colour
-    per method and one line per seed, with horizontal lines at the ``targets``: a DAWNBench-style view."""
+    per label (method and schedule) and one line per seed, with horizontal lines at the target accuracies and
+    vertical ones at the time budgets: a DAWNBench-style view."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -143,6 +145,8 @@ def plot_time_to_accuracy(
             )
     for t in targets:
         ax.axhline(t, color="grey", lw=0.8, ls="--")
+    for b in budgets:
+        ax.axvline(b, color="grey", lw=0.8, ls=":")
     if ylim:
         ax.set_ylim(*ylim)
     ax.set(xlabel="training wall-clock (minutes, 2 CPU cores)", ylabel="test top-1 (%)", title=title)

@@ -161,9 +161,14 @@ class RunDir:
         return candidates[0] if candidates else None
 
     def save_checkpoint(
-        self, accelerator, *, epoch: int, train_state: dict[str, Any], ema_state: dict[str, Any] | None,
+        self,
+        accelerator,
+        *,
+        epoch: int,
+        train_state: dict[str, Any],
+        ema_state: dict[str, Any] | None,
         keep: Callable[[list[str]], set[str]],
-    ) -> Path:  # fmt: skip
+    ) -> Path:
         """accelerate's ``save_state`` into a temporary folder, then a rename: a crash mid-write never leaves a
         broken ``latest``. The train state is JSON and the EMA weights safetensors (nothing of ours is pickled).
         ``keep(names)`` says which older ``epoch_NNNN`` folders stay; the rest are removed."""

@@ -98,8 +98,14 @@ def search_fixnorm(
         untried = [p for p in all_points if p not in tried]
         if not untried:
             return
-        nearest = min(untried, key=lambda p: (max(abs(a - b) for a, b in zip(p, here, strict=True)),
-                                              sum(abs(a - b) for a, b in zip(p, here, strict=True)), p))  # fmt: skip
+        nearest = min(
+            untried,
+            key=lambda p: (
+                max(abs(a - b) for a, b in zip(p, here, strict=True)),
+                sum(abs(a - b) for a, b in zip(p, here, strict=True)),
+                p,
+            ),
+        )
         candidate = dict(zip(knobs, nearest, strict=True))
         score = score_of(candidate)
         if score > best:

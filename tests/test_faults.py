@@ -150,20 +150,24 @@ def test_local_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path) -> Non
 # -- nothing lost: publishing and the registry under kills, races and a full disk ------------------------------
 
 
-def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_path) -> None:
-    before = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
-    r = _cli(
-        "publish",
-        str(run),
+def _publish_wd_entry(run: Path, *, registry: Path, mirror: Path) -> subprocess.CompletedProcess:
+    """``fixnorm-zoo publish RUN`` under the name of a published entry (``fmnist_resnet18_wd``), no ``--replace``."""
+    args = [
         "--repo-id",
         "org/x",
         "--name",
         "fmnist_resnet18_wd",
         "--mirror",
-        str(tmp_path / "m"),
+        str(mirror),
         "--registry",
         str(registry),
-    )
+    ]
+    return _cli("publish", str(run), *args)
+
+
+def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_path) -> None:
+    before = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
+    r = _publish_wd_entry(run, registry=registry, mirror=tmp_path / "m")
     assert "--replace" in _one_error_line(r)
     after = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
     assert after == before
@@ -172,18 +176,7 @@ def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_
 def test_registry_option_is_the_registry_read_and_written(run, tmp_path) -> None:
     registry = tmp_path / "other.json"
     registry.write_text('{"models": []}\n')
-    r = _cli(
-        "publish",
-        str(run),
-        "--repo-id",
-        "org/x",
-        "--name",
-        "fmnist_resnet18_wd",
-        "--mirror",
-        str(tmp_path / "m"),
-        "--registry",
-        str(registry),
-    )
+    r = _publish_wd_entry(run, registry=registry, mirror=tmp_path / "m")
     assert r.returncode == 0, r.stderr  # not found in X, so no "already published" from the package's file
     (entry,) = json.loads(registry.read_text())["models"]
     assert entry["architecture"] == "resnet9s" and entry["gmacs"] is None and entry["notes"] == ""
