@@ -176,8 +176,15 @@ def _proxy_vs_full() -> None:
     with open(ROOT / "eval/results.csv") as f:
         rows = list(csv.DictReader(f))
     trials = {r["id"]: r for r in rows if r["kind"] == "trial"}
+
+    def searched_point(
+        row: dict[str, str],
+    ) -> str:  # the searched knobs only (the grid's pinned output_stride is not one)
+        knobs = dict(kv.split("=", 1) for kv in row["set"].split(";"))
+        return param_key({k: float(v) for k, v in knobs.items() if k in ("fc_norm", "lr", "weight_decay")})
+
     grid = [
-        (r["set"].replace(";", ","), float(r["proxy_top1"]), float(r["top1"]))
+        (searched_point(r), float(r["proxy_top1"]), float(r["top1"]))
         for r in rows
         if r["group"] == "grid_full"
     ]
@@ -201,7 +208,7 @@ def _proxy_vs_full() -> None:
         if r["group"] == "proxy_check" and r["proxy_top1"]:
             recipe = Path(r["recipe"]).name
             families.setdefault(recipe.rsplit("_", 1)[0], []).append(
-                (f"{recipe} {r['set'].replace(';', ',')}", float(r["proxy_top1"]), float(r["top1"]))
+                (f"{recipe} {searched_point(r)}", float(r["proxy_top1"]), float(r["top1"]))
             )
     for family, pairs in sorted(families.items()):
         _print_pairs(f"{family} zoo recipes (full budget; FixNorm and weight-decay points)", pairs)

@@ -87,7 +87,7 @@ def test_accumulation_micro_steps_do_not_project() -> None:
     assert float(head.detach().norm()) == pytest.approx(2.0, rel=1e-5)
 
 
-def _two_process_worker(out_dir: str) -> None:
+def two_process_worker(out_dir: str) -> None:
     """Run inside each of two gloo processes: DDP+FixNorm copies stay identical, independent copies do not."""
     acc = Accelerator(cpu=True)
     assert acc.num_processes == 2, acc.num_processes
@@ -125,7 +125,7 @@ def test_two_gloo_processes_stay_identical(tmp_path: Path) -> None:
     thread pool can deadlock the children."""
     code = (
         "import sys; sys.path.insert(0, 'tests'); "
-        "from test_fixnorm_accelerate import _two_process_worker as w; w(sys.argv[1])"
+        "from test_fixnorm_accelerate import two_process_worker as w; w(sys.argv[1])"
     )
     script = tmp_path / "worker.py"
     script.write_text(code)
