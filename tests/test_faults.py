@@ -246,7 +246,7 @@ def test_weights_swapped_during_loads_are_never_returned(run, registry, tmp_path
 
 def test_kill_while_publishing_keeps_the_old_model_and_registry(run, registry, tmp_path) -> None:
     mirror = tmp_path / "m"
-    r = _cli(
+    publish_k = [
         "publish",
         str(run),
         "--repo-id",
@@ -257,22 +257,14 @@ def test_kill_while_publishing_keeps_the_old_model_and_registry(run, registry, t
         str(mirror),
         "--registry",
         str(registry),
-    )
+    ]
+    r = _cli(*publish_k)
     assert r.returncode == 0, r.stderr
     old_files = {p.name: p.read_bytes() for p in (mirror / "org" / "k").iterdir()}
     old_registry = registry.read_text()
     for point in ("publish:staged", "publish:before_registry"):
         r = _cli(
-            "publish",
-            str(run),
-            "--repo-id",
-            "org/k",
-            "--name",
-            "k",
-            "--mirror",
-            str(mirror),
-            "--registry",
-            str(registry),
+            *publish_k,
             "--replace",
             FIXNORM_ZOO_KILL_AT=point,
         )
