@@ -1,12 +1,14 @@
 """Training speed of the Fashion-MNIST families on this CPU, against the machine's own measured ceiling.
 
-    .venv/bin/python bench/fmnist_speed.py [--batch 256] [--steps 12] [--out bench/fmnist_speed.txt]
+    .venv/bin/python bench/fmnist_speed.py [--batch 256] [--steps 12] [--compile] [--out bench/fmnist_speed.txt]
 
 For each family (the zoo's recipes' models): params, forward MMACs per image (torch's FLOP counter), img/s of a
 bare training step (forward, label-smoothed loss, backward, SGD step) in NCHW and channels_last, and the achieved
 training GFLOP/s (3x the forward FLOPs) as a fraction of the ceiling. The ceiling is measured in the same run: the
-best of an fp32 1024x1024 matmul and a channels_last 3x3 conv at these shapes. Run it with nothing else on the
-cores (a second torch job slows a step up to 10x).
+best of an fp32 1024x1024 matmul and a channels_last 3x3 conv at these shapes. With --compile, also the fast
+recipe's model (resnet9s w16, channels_last) under ``torch.compile`` (inductor's CPU backend) against the same step
+in eager mode, with the compile time: whether compiling pays on this CPU. Run it with nothing else on the cores (a
+second torch job slows a step up to 10x).
 """
 
 from __future__ import annotations
@@ -80,10 +82,27 @@ def train_step_speed(model: nn.Module, *, batch: int, steps: int, channels_last:
     return batch / _median_time(step, steps)
 
 
+def compile_speed(recipe_ref: str, *, batch: int, steps: int) -> tuple[float, float, float]:
+    """(eager img/s, compiled img/s, seconds the first compiled steps took) for one recipe's model, channels_last.
+    The compile seconds matter as much as the ratio: a 10-minute run only gains if the step saves more than that."""
+    recipe = load_recipe(recipe_ref)
+    eager = train_step_speed(create_model(recipe), batch=batch, steps=steps, channels_last=True)
+    t0 = time.perf_counter()
+    compiled_model = torch.compile(create_model(recipe).to(memory_format=torch.channels_last))
+    x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    compiled_model.train()(x).sum().backward()  # the first call compiles forward and backward
+    compile_s = time.perf_counter() - t0
+    compiled = train_step_speed(compiled_model, batch=batch, steps=steps, channels_last=True)
+    return eager, compiled, compile_s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument(
+        "--compile", action="store_true", help="also time torch.compile on the fast recipe's model"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, fp32"]
@@ -109,6 +128,13 @@ def main() -> None:
         lines.append(
             f"{label:42s} {params / 1e6:6.2f}M {macs / 1e6:7.1f} {nchw:10.0f} {cl:9.0f} {cl / nchw:7.2f} "
             f"{gflops:7.0f} {gflops / peak:7.0%}"
+        )
+    if args.compile:
+        ref = FAMILIES["resnet9s w16 (fmnist_resnet9s)"][0]
+        eager, compiled, compile_s = compile_speed(ref, batch=args.batch, steps=args.steps)
+        lines.append(
+            f"torch.compile, resnet9s w16 channels_last: eager {eager:.0f} img/s, compiled {compiled:.0f} img/s "
+            f"({compiled / eager:.2f}x), first compiled step {compile_s:.0f} s"
         )
     text = "\n".join(lines)
     print(text)
