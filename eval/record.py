@@ -292,6 +292,7 @@ def fast_table(rows: list[dict[str, str]]) -> str:
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (epochs, method), rs in sorted(groups.items()):
+        histories = [_history(r) for r in rs]  # each log read once, for every target
         cells = [
             str(epochs),
             method,
@@ -306,7 +307,7 @@ def fast_table(rows: list[dict[str, str]]) -> str:
             if not reached:
                 cells.append(f"not reached (0/{len(rs)})")
                 continue
-            at_epochs = sorted(e for r in rs if (e := epochs_to(_history(r), t)) is not None)
+            at_epochs = sorted(e for h in histories if (e := epochs_to(h, t)) is not None)
             span = (
                 f"epoch {at_epochs[0]}"
                 if len(set(at_epochs)) == 1
