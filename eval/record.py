@@ -66,7 +66,20 @@ COLUMNS = (
     "command",
     "run_dir",
     "log",
+    # the budget unit that survives a change of machine: training seconds / the yardstick's reference-epoch
+    # seconds, measured in the same `record.py run` invocation, alone, before the runs
+    "train_s",
+    "ref_epoch_s",
+    "ref_epochs",
+    *(f"ref_epochs_to_{t}" for t in TARGETS),
+    "cpu",
+    "code_revision",
 )
+YARDSTICK = Path(
+    os.environ.get("FIXNORM_YARDSTICK", ROOT.parent / "shared" / "yardstick" / "reference_epoch.py")
+)
+YARDSTICK_LOG = ROOT / "eval" / "yardstick.csv"
+YARDSTICK_COLUMNS = ("measured_at", "cpu", "threads", "ref_epoch_s", "output")
 CLI = [sys.executable, "-m", "fixnorm_zoo.cli"]
 PUBLIC = {"resnet18": ("ResNet18", 94.9), "mobilenetv2_050": ("MobileNet", 95.0)}
 METHOD_LABEL = {"fixnorm": "FixNorm", "wd": "weight decay"}
@@ -103,10 +116,77 @@ def minutes_to(history: list[dict[str, Any]], target: float) -> float | None:
     return None
 
 
+def seconds_to(history: list[dict[str, Any]], target: float) -> float | None:
+    """Training-loop seconds at the end of the first epoch whose test top-1 reached ``target``, else None."""
+    minutes = minutes_to(history, target)
+    return None if minutes is None else minutes * 60
+
+
 def epochs_to(history: list[dict[str, Any]], target: float) -> int | None:
     """The first epoch whose test top-1 reached ``target``, else None: the machine-independent twin of
     :func:`minutes_to` (the same computation ran at 811 to 1136 img/s on this machine on different days)."""
     return next((h["epoch"] for h in history if h["top1"] >= target), None)
+
+
+# -- the yardstick ----------------------------------------------------------------------------------------------
+
+
+def measure_yardstick(*, threads: int) -> dict[str, Any]:
+    """Run ``../shared/yardstick/reference_epoch.py`` (alone: call it before the runs) and log its line to
+    eval/yardstick.csv; returns ``{"ref_epoch_s", "cpu", ...}`` for the rows timed in this invocation."""
+    import datetime
+
+    from fixnorm_zoo.provenance import cpu_model
+
+    if not YARDSTICK.is_file():
+        raise SystemExit(
+            f"error: the yardstick {YARDSTICK} is missing: timed rows need it (set FIXNORM_YARDSTICK to its path)"
+        )
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run(
+        [sys.executable, str(YARDSTICK), "--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.strip()
+    m = re.match(r"reference_epoch_s ([0-9.]+)", out)
+    if not m:
+        raise SystemExit(f"error: the yardstick printed {out!r}, not 'reference_epoch_s SECONDS ...'")
+    measured = {
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "threads": threads,
+        "ref_epoch_s": float(m.group(1)),
+        "output": out,
+    }
+    print(f"yardstick: {out}", flush=True)
+    with file_lock(YARDSTICK_LOG):
+        old = YARDSTICK_LOG.read_text() if YARDSTICK_LOG.is_file() else ""
+        line = io.StringIO()
+        writer = csv.DictWriter(line, fieldnames=YARDSTICK_COLUMNS, lineterminator="\n")
+        if not old:
+            writer.writeheader()
+        writer.writerow(measured)
+        atomic_write_text(YARDSTICK_LOG, old + line.getvalue())
+    return measured
+
+
+def budget_columns(
+    history: list[dict[str, Any]], train_s: float, yardstick: dict[str, Any]
+) -> dict[str, Any]:
+    """A timed row's cost and time to each target in reference epochs (seconds / the yardstick's seconds)."""
+    ref = yardstick["ref_epoch_s"]
+    row: dict[str, Any] = {
+        "train_s": round(train_s, 1),
+        "ref_epoch_s": ref,
+        "ref_epochs": round(train_s / ref, 2),
+        "cpu": yardstick["cpu"],
+    }
+    for t in TARGETS:
+        s = seconds_to(history, t)
+        row[f"ref_epochs_to_{t}"] = "" if s is None else round(s / ref, 2)
+    return row
 
 
 # -- running ------------------------------------------------------------------------------------------------------
@@ -130,14 +210,21 @@ def _eval(run_dir: str, *, tta: str, results_csv: str | None = None) -> dict[str
     return dict(zip(head.split(","), values.split(","), strict=True))
 
 
-def run_train(entry: dict[str, Any], *, threads: int) -> dict[str, Any]:
-    """Train (or resume) one manifest run alone on ``threads`` threads, evaluate it, and return its row."""
+def run_train(entry: dict[str, Any], *, threads: int, yardstick=None) -> dict[str, Any]:
+    """Train (or resume) one manifest run alone on ``threads`` threads, evaluate it, and return its row.
+
+    ``yardstick``: a callable returning this invocation's yardstick measurement (measured once, before the first
+    run that trains here); a run resumed from an earlier session's checkpoint is not timed in reference epochs,
+    since part of its seconds ran on another machine."""
     run_dir = entry.get("run_dir") or f"runs/record/{entry['id']}"
     args = ["train", entry["recipe"], *(a for s in _sets(entry) for a in ("--set", s)), "--output", run_dir]
     command = f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
     run = RunDir(ROOT / run_dir)
+    measured = None
     if not run.is_finished():
         resume = ["--resume"] if run.latest_checkpoint() is not None else []
+        if not resume and yardstick is not None:
+            measured = yardstick()
         print(f"$ {command}", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         subprocess.run([*CLI, *args, "--no-progress", *resume], cwd=ROOT, env=env, check=True)
@@ -170,6 +257,10 @@ def run_train(entry: dict[str, Any], *, threads: int) -> dict[str, Any]:
     for t in TARGETS:
         m = minutes_to(history, t)
         row[f"min_to_{t}"] = "" if m is None else round(m, 2)
+    provenance = summary.get("provenance") or {}
+    row["code_revision"] = provenance.get("code_revision") or ""
+    if measured is not None:
+        row.update(budget_columns(history, summary["train_time_s"], measured))
     if entry.get("proxy_from"):
         point = param_key(
             {
@@ -227,6 +318,16 @@ def run_tune(entry: dict[str, Any], *, threads: int) -> list[dict[str, Any]]:
 def run(only: list[str] | None) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     default_threads = int(manifest.get("threads", 2))
+    measured: dict[int, dict[str, Any]] = {}
+
+    def yardstick_for(threads: int):
+        def get() -> dict[str, Any]:
+            if threads not in measured:  # once per invocation and thread count, before the first timed run
+                measured[threads] = measure_yardstick(threads=threads)
+            return measured[threads]
+
+        return get
+
     for entry in manifest.get("tunes") or []:
         done = any(r["id"].startswith(entry["id"] + "/") for r in read_rows())
         if done or (only and entry["id"] not in only):
@@ -236,7 +337,8 @@ def run(only: list[str] | None) -> None:
         done = any(r["id"] == entry["id"] for r in read_rows())
         if done or (only and entry["id"] not in only):
             continue
-        row = run_train(entry, threads=int(entry.get("threads", default_threads)))
+        threads = int(entry.get("threads", default_threads))
+        row = run_train(entry, threads=threads, yardstick=yardstick_for(threads))
         append_rows([row])
         print(json.dumps(row), flush=True)
 
@@ -318,6 +420,96 @@ def fast_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+BASELINE_GROUPS = {"baseline": "tuned on full runs", "baseline_default": "common default"}
+BUDGET_TARGETS = ((94, 5), (94, 10), (95, 30))
+"""Issue 20's targets: (test top-1 %, reference epochs), the first the stretch goal."""
+
+
+def _ref_curve(row: dict[str, str], history: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(cumulative reference epochs, test top-1) at the end of each epoch of a timed row."""
+    ref, total, out = float(row["ref_epoch_s"]), 0.0, []
+    for h in history:
+        total += h["epoch_train_s"]
+        out.append((total / ref, h["top1"]))
+    return out
+
+
+def _baseline_groups(rows: list[dict[str, str]]) -> dict[tuple[str, str], list[dict[str, str]]]:
+    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        if r["group"] in BASELINE_GROUPS and r["ref_epoch_s"]:
+            groups[(r["method"], r["group"])].append(r)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0] != "fixnorm", kv[0][1])))
+
+
+def baseline_table(rows: list[dict[str, str]]) -> str:
+    """The republished pair and weight decay's default, timed in reference epochs: top-1 (single view; flip TTA
+    as an extra column), each run's cost, and the reference epochs at which each target was first reached."""
+    head = [
+        "method",
+        "knobs",
+        "seeds",
+        "test top-1 %",
+        "per seed",
+        "flip TTA top-1 %",
+        "ref. epochs per run",
+        *(f"ref. epochs to {t}%" for t in TARGETS),
+        "minutes per run (CPU)",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (method, group), rs in _baseline_groups(rows).items():
+        rs = sorted(rs, key=lambda r: int(r["seed"]))
+        cells = [
+            METHOD_LABEL.get(method, method),
+            f"{BASELINE_GROUPS[group]}" + (f" ({rs[0]['set'].replace(';', ', ')})" if rs[0]["set"] else ""),
+            str(len(rs)),
+            _stat([float(r["top1"]) for r in rs]),
+            ", ".join(f"{float(r['top1']):.2f}" for r in rs),
+            _stat([float(r["top1_flip"]) for r in rs]),
+            _stat([float(r["ref_epochs"]) for r in rs]),
+        ]
+        for t in TARGETS:
+            reached = [float(r[f"ref_epochs_to_{t}"]) for r in rs if r[f"ref_epochs_to_{t}"]]
+            cells.append(
+                f"{_stat(reached)} ({len(reached)}/{len(rs)})" if reached else f"not reached (0/{len(rs)})"
+            )
+        cpus = sorted({r["cpu"] for r in rs})
+        cells.append(f"{_stat([float(r['train_min']) for r in rs])} ({'; '.join(cpus)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets_table(rows: list[dict[str, str]]) -> str:
+    """Each target (top-1 within a reference-epoch budget) per method: reached (the reference epochs, mean ± std
+    over seeds) or missed (by how many points, at the last epoch inside the budget), from the baseline rows."""
+    groups = _baseline_groups(rows)
+    labels = [f"{METHOD_LABEL.get(m, m)} ({BASELINE_GROUPS[g]})" for m, g in groups]
+    lines = ["| target | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for target, budget in BUDGET_TARGETS:
+        cells = [f"**{target}% within {budget} ref. epochs**"]
+        for rs in groups.values():
+            curves = [_ref_curve(r, _history(r)) for r in rs]
+            hit = [next((x for x, top1 in c if top1 >= target), None) for c in curves]
+            inside = [h for h in hit if h is not None and h <= budget]
+            at_budget = [max((top1 for x, top1 in c if x <= budget), default=None) for c in curves]
+            if len(inside) == len(rs):
+                cells.append(f"reached at {_stat(inside)} ({len(rs)}/{len(rs)} seeds)")
+                continue
+            ends = max(c[-1][0] for c in curves)
+            scored = [a for a in at_budget if a is not None]
+            if not scored:
+                cells.append(f"no epoch ends within {budget} (runs cost {ends:.1f})")
+                continue
+            mean = statistics.mean(scored)
+            note = f"; the runs end at {ends:.1f}" if ends < budget else ""
+            cells.append(
+                f"missed by {target - mean:.2f} (best top-1 within the budget {_stat(scored)}; "
+                f"{len(inside)}/{len(rs)} seeds reach it{note})"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def zoo_table() -> str:
     """Every registry entry: architecture, data, method, size, and the measured top-1 of published weights."""
     from fixnorm_zoo.registry import Registry
@@ -337,7 +529,13 @@ def zoo_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"zoo": zoo_table, "families": families_table, "fast": fast_table}
+TABLES = {
+    "zoo": zoo_table,
+    "families": families_table,
+    "fast": fast_table,
+    "baseline": baseline_table,
+    "targets": targets_table,
+}
 _BLOCK = re.compile(r"(<!-- record:(\w+) -->\n)(.*?)(\n<!-- /record:\2 -->)", re.S)
 
 
@@ -358,7 +556,7 @@ def _history(row: dict[str, str]) -> list[dict[str, Any]]:
 
 def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
     """docs/fmnist_results.png (the families, top-1 per epoch) and docs/fmnist_time_to_accuracy[_eN].png."""
-    from fixnorm_zoo.plots import plot_time_to_accuracy, pyplot
+    from fixnorm_zoo.plots import figures, plot_time_to_accuracy
 
     written = []
     fast: dict[str, list[list[dict]]] = defaultdict(list)
@@ -383,11 +581,29 @@ def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
             title="Fashion-MNIST resnet9s: test top-1 vs training-loop minutes (one line per seed)",
         )
         written.append(path)
+    groups = _baseline_groups(rows)
+    if groups:
+        curves = {
+            f"{METHOD_LABEL.get(m, m)}, {BASELINE_GROUPS[g]} ({len(rs)} seeds)": rs
+            for (m, g), rs in groups.items()
+        }
+        path = ROOT / "docs" / "fmnist_reference_epochs.png"
+        plot_time_to_accuracy(
+            {label: [_history(r) for r in rs] for label, rs in curves.items()},
+            path,
+            targets=(94, 95),
+            budgets=tuple(sorted({b for _, b in BUDGET_TARGETS if b <= 12})),
+            ylim=(88, 95.5),
+            unit_s={label: [float(r["ref_epoch_s"]) for r in rs] for label, rs in curves.items()},
+            xlabel="training cost (reference epochs: seconds / the yardstick's epoch seconds)",
+            title="Fashion-MNIST resnet9s: test top-1 vs reference epochs (one line per seed)",
+        )
+        written.append(path)
     families: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["group"] == "families" and r["log"]:
             families[Path(r["recipe"]).name.rsplit("_", 1)[0]][r["method"]].append(r)
-    plt = pyplot()
+    plt = figures()
     names = sorted(families)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
     colors = {"fixnorm": "tab:blue", "wd": "tab:orange"}

@@ -136,4 +136,7 @@ default_cfgs = generate_default_cfgs({"resnet9s.untrained": _cfg()})
 @register_model
 def resnet9s(pretrained: bool = False, **kwargs: Any) -> ResNet9s:
     """ResNet-9 for 28 px inputs; width set by ``widths`` (default 16-32-64-128: 0.41M params, 17 MMACs)."""
-    return build_model_with_cfg(ResNet9s, "resnet9s", pretrained, **kwargs)
+    # 4 feature levels (stem and 3 layers): timm asks for 5 by default, so name them (out_indices= still wins)
+    return build_model_with_cfg(
+        ResNet9s, "resnet9s", pretrained, feature_cfg={"out_indices": (0, 1, 2, 3)}, **kwargs
+    )

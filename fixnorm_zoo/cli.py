@@ -75,6 +75,7 @@ def _parse_space(items: list[str]) -> dict[str, list[float]] | None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.errors import RecipeError
     from fixnorm_zoo.recipe import load_recipe, parse_overrides
     from fixnorm_zoo.tuning import tune
 
@@ -82,13 +83,21 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     recipe = load_recipe(args.recipe, overrides=overrides)
+    proxy_epochs = args.proxy_epochs
+    if args.full_runs:
+        if args.proxy_epochs is not None or args.proxy_subset is not None:
+            raise RecipeError(
+                "--full-runs trains every trial for the recipe's own epochs on all training images but the held-out "
+                "ones: drop --proxy-epochs/--proxy-subset, or drop --full-runs to tune on a proxy"
+            )
+        proxy_epochs = recipe.epochs
     output = args.output or str(Path("runs") / "tune" / f"{recipe.name}_{args.strategy}")
     result = tune(
         recipe,
         trials=args.trials,
         output_dir=output,
         strategy=args.strategy,
-        proxy_epochs=args.proxy_epochs,
+        proxy_epochs=1 if proxy_epochs is None else proxy_epochs,
         proxy_subset=args.proxy_subset,
         holdout=args.holdout,
         space=_parse_space(args.grid),
@@ -297,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_publish)
 
-    p = sub.add_parser("tune", help="search LR and fc_norm (or weight_decay) on short proxy runs")
+    p = sub.add_parser(
+        "tune", help="search LR and fc_norm (or weight_decay) on proxy or full-length runs (--full-runs)"
+    )
     p.add_argument("recipe", help="a recipe YAML path or a name under recipes/")
     p.add_argument("--trials", type=int, default=10, help="trial budget (default 10)")
     p.add_argument(
@@ -306,7 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(SEARCHES),
         help="fixnorm: the paper-style coordinate search (default); grid: every point",
     )
-    p.add_argument("--proxy-epochs", type=float, default=1, help="epochs per trial (default 1)")
+    p.add_argument(
+        "--proxy-epochs", type=float, help="epochs per trial, the schedule shortened to fit (default 1)"
+    )
+    p.add_argument(
+        "--full-runs",
+        action="store_true",
+        help="every trial is a full-length run of the recipe (its epochs and schedule), scored on the held-out "
+        "images: costs a full run per trial, and ranks what users train (short proxies can rank it wrongly)",
+    )
     p.add_argument("--proxy-subset", type=int, help="train each trial on the first N training images only")
     p.add_argument(
         "--holdout",

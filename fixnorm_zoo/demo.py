@@ -39,7 +39,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     from PIL import Image
 
     from fixnorm_zoo.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
-    from fixnorm_zoo.plots import pyplot
+    from fixnorm_zoo.plots import figures
 
     images, labels = load_fashion_mnist(split="test", data_dir=data_dir)
     idx = torch.linspace(0, len(images) - 1, n).long()
@@ -47,7 +47,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     with torch.no_grad():
         probs = model(torch.stack([transform(p) for p in pil])).softmax(dim=1)
     conf, pred = probs.max(dim=1)
-    plt = pyplot()
+    plt = figures()
     cols = 8
     fig, axes = plt.subplots(n // cols, cols, figsize=(cols * 1.55, n // cols * 1.85))
     for ax, img, i, p, c in zip(axes.flat, pil, idx, pred, conf, strict=True):
@@ -151,5 +151,5 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
         grid,
     ]:
         print(f"  {p}")
-    print("Repeat with: make demo   (or: .venv/bin/fixnorm-zoo demo)")
+    print("Repeat with: fixnorm-zoo demo   (in a checkout of the repository: make demo)")
     return {"summary": summary, "eval": row, "published": published, "grid_accuracy": grid_acc}

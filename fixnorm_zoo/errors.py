@@ -25,9 +25,13 @@ class UnknownModelError(FixNormZooError, LookupError):
     """A zoo name that does not exist; the message lists close matches."""
 
 
-class IntegrityError(FixNormZooError):
+class WeightsUnavailable(FixNormZooError, LookupError):
+    """A zoo entry's weights cannot be had from here: not published, not pushed, not in the mirror or the cache."""
+
+
+class IntegrityError(FixNormZooError, ValueError):
     """A weights file's sha256 differs from the registry's: the file is refused, never loaded."""
 
 
-class PublishRefused(FixNormZooError):
+class PublishRefused(FixNormZooError, RuntimeError):
     """The re-evaluation does not confirm the run's claim, or the run cannot be re-evaluated as recorded."""

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from fixnorm_zoo.matrix_optimizer import MATRIX_ONLY, MatrixOptimizer, is_matrix_only
+
 __all__ = ["FixNorm", "param_roles", "norm_diagnostics", "ROLES", "INVARIANT", "CLASSIFIER", "FREE"]
 
 INVARIANT = "invariant"
@@ -242,6 +244,9 @@ class FixNorm(torch.optim.Optimizer):
         classifier: see :func:`param_roles`.
         example_input: see :func:`param_roles`.
         foreach: use the fused ``torch._foreach_*`` path (default: on).
+        aux_optimizer, aux_kwargs: only with a matrix-only base optimizer (``torch.optim.Muon``), which then takes
+            the invariant weights (conv filters flattened to ``out x rest`` matrices) while this one takes the
+            classifier and the free parameters (default: SGD, momentum 0.9, Nesterov, the base's ``lr``).
         **base_kwargs: the base optimizer's own arguments (``lr``, ``momentum``, ...), checked against its
             signature. ``weight_decay`` must be absent or 0.
 
@@ -262,6 +267,8 @@ class FixNorm(torch.optim.Optimizer):
         classifier: str | nn.Module | None = None,
         example_input: torch.Tensor | None = None,
         foreach: bool = True,
+        aux_optimizer: str | type[torch.optim.Optimizer] = "sgd",
+        aux_kwargs: dict[str, Any] | None = None,
         **base_kwargs: Any,
     ) -> None:
         for name, value in (("fc_norm", fc_norm), ("invariant_norm", invariant_norm)):
@@ -299,7 +306,28 @@ class FixNorm(torch.optim.Optimizer):
                 ]
             groups.append({"params": params, "fixnorm_role": role, "fixnorm_targets": targets})
 
-        self.base_optimizer = base_cls(groups, **base_kwargs)
+        if is_matrix_only(base_cls):
+            # e.g. torch.optim.Muon: conv filters flattened to (out, rest) matrices; classifier and free tensors
+            # go to an element-wise optimizer (airbench94_muon's split), both without weight decay
+            aux_cls, aux_defaults = _resolve_base(aux_optimizer)
+            aux_kwargs = {"momentum": 0.9, "nesterov": True, **aux_defaults, **(aux_kwargs or {})}
+            aux_kwargs.setdefault("lr", base_kwargs.get("lr", 1e-3))
+            for g in groups:
+                g["matrix"] = g["fixnorm_role"] == INVARIANT
+            self.base_optimizer = MatrixOptimizer(
+                groups,
+                matrix_cls=base_cls,
+                matrix_kwargs=base_kwargs,
+                aux_cls=aux_cls,
+                aux_kwargs=_check_base_kwargs(aux_cls, aux_kwargs),
+            )
+        else:
+            if aux_kwargs:
+                raise TypeError(
+                    f"aux_kwargs={aux_kwargs!r}: only a matrix-only base optimizer ({', '.join(MATRIX_ONLY)}) has "
+                    f"an auxiliary optimizer; {base_cls.__name__} takes every parameter itself"
+                )
+            self.base_optimizer = base_cls(groups, **base_kwargs)
         self.fc_norm_mode = fc_norm_mode
         self.foreach = foreach
         self._target_cache: dict[tuple, torch.Tensor] = {}

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fixnorm_zoo.errors import FixNormZooError, IntegrityError
+from fixnorm_zoo.errors import FixNormZooError, IntegrityError, WeightsUnavailable
 from fixnorm_zoo.registry import ModelInfo
 
 if TYPE_CHECKING:
@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 
 MIRROR_ENV = "FIXNORM_ZOO_HUB"
 WEIGHTS_FILE = "model.safetensors"
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+"""Weights shipped inside the package, in the Hub's layout (``ORG/NAME/model.safetensors``), for entries whose
+registry record says ``hub.bundled``: read-only package data, sha256-checked like a download."""
+
+
+def bundled_weights(info: ModelInfo) -> Path | None:
+    """The package's own copy of ``info``'s weights, if the registry marks them bundled and the file is there."""
+    if not info.hub.bundled or not info.hub.repo_id:
+        return None
+    path = mirror_repo_dir(BUNDLED_DIR, info.hub.repo_id) / info.hub.filename
+    return path if path.is_file() else None
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -75,8 +86,9 @@ def fetch_weights(
     local_files_only: bool | None = None,
     mirror: str | Path | None = None,
 ) -> Path:
-    """The local path of ``info``'s weights file: in the mirror, or downloaded from the Hub at the pinned commit.
-    Not verified: :func:`read_verified_weights` reads and checks it.
+    """The local path of ``info``'s weights file: in the mirror the caller names, else the package's bundled copy
+    (``hub.bundled`` entries, no revision asked), else downloaded from the Hub at the pinned commit. Not verified:
+    :func:`read_verified_weights` reads and checks it.
 
     Raises:
         FixNormZooError: the entry has no published weights, or the file cannot be had (offline and not cached,
@@ -84,7 +96,7 @@ def fetch_weights(
     """
     hub = info.hub
     if info.status != "published" or not hub.sha256 or not hub.repo_id:
-        raise FixNormZooError(
+        raise WeightsUnavailable(
             f"{info.name}: this zoo entry is a recipe, its weights are not published yet. Train them with: "
             f"{info.train_command} ; or build the architecture alone with pretrained=False"
         )
@@ -93,19 +105,21 @@ def fetch_weights(
         if revision is not None:
             raise FixNormZooError(
                 f"{info.name}: revision={revision!r} cannot be honoured by the mirror {root} (a mirror holds one "
-                f"version per repo); drop the revision, or unset {MIRROR_ENV} / mirror= to download from the Hub"
+                f"version per repo); drop the revision, or unset {MIRROR_ENV} / mirror= / --mirror to download from the Hub"
             )
         path = mirror_repo_dir(root, hub.repo_id) / hub.filename
         if not path.is_file():
-            raise FixNormZooError(
+            raise WeightsUnavailable(
                 f"{info.name}: {path} does not exist in the mirror {root}; copy the repo {hub.repo_id} there or "
-                f"name a mirror that has it (mirror= or {MIRROR_ENV})"
+                f"name a mirror that has it (mirror= in Python, --mirror on the command line, or {MIRROR_ENV})"
             )
         return path
+    if revision is None and (bundled := bundled_weights(info)) is not None:
+        return bundled
     if (revision or hub.revision) is None:
-        raise FixNormZooError(
+        raise WeightsUnavailable(
             f"{info.name}: its weights are in a release folder, not yet pushed to the Hub (the registry pins no Hub "
-            f"revision). Name a folder holding {hub.repo_id}/: mirror=DIR or {MIRROR_ENV}=DIR (a checkout of "
+            f"revision). Name a folder holding {hub.repo_id}/: mirror=DIR in Python, --mirror DIR on the command line, or {MIRROR_ENV}=DIR (a checkout of "
             "fixnorm_zoo has them in zoo_mirror/)"
         )
     return _download(
@@ -153,10 +167,10 @@ def _download(info: ModelInfo, *, revision: str, cache_dir, local_files_only) ->
             )
         )
     except LocalEntryNotFoundError as e:
-        raise FixNormZooError(
+        raise WeightsUnavailable(
             f"{info.name}: {hub.repo_id}@{revision[:12]}/{hub.filename} is not in the local cache and the Hub cannot "
             "be reached or may not be used (HF_HUB_OFFLINE=1 or local_files_only=True). Download it once online, "
-            f"or name a mirror folder (mirror= or {MIRROR_ENV})."
+            f"or name a mirror folder (mirror= in Python, --mirror on the command line, or {MIRROR_ENV})."
         ) from e
     except RepositoryNotFoundError as e:
         raise FixNormZooError(

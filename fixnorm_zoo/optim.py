@@ -27,6 +27,8 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         )  # EfficientNet's TF RMSprop
     if recipe.optimizer == "adamw" and recipe.opt_eps:
         kwargs["eps"] = recipe.opt_eps
+    if recipe.optimizer == "muon":
+        return _build_muon(recipe, model)
     if recipe.method == "fixnorm":
         example = example_input(recipe, model)
         return FixNorm(
@@ -40,6 +42,53 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         )
     return timm.optim.create_optimizer_v2(
         model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
+    )
+
+
+def _build_muon(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    """Muon on the filters and SGD on the rest, for both methods: FixNorm holds the filter and classifier norms;
+    its twin decays the filters (Muon's decoupled decay) and the classifier (SGD's), not biases or norm affines.
+    The SGD groups carry ``lr_scale`` so timm's schedulers keep their LR at ``aux_lr_scale`` times the filters'."""
+    from fixnorm_zoo.fixnorm import FixNorm
+    from fixnorm_zoo.matrix_optimizer import MatrixOptimizer
+
+    momentum = {"momentum": recipe.momentum, "nesterov": recipe.nesterov and recipe.momentum > 0}
+    aux = {"lr": recipe.lr * recipe.aux_lr_scale, **momentum}
+    if recipe.method == "fixnorm":
+        opt = FixNorm(
+            model,
+            torch.optim.Muon,
+            fc_norm=recipe.fc_norm,
+            invariant_norm=recipe.invariant_norm,
+            fc_norm_mode=recipe.fc_norm_mode,
+            example_input=example_input(recipe, model),
+            aux_kwargs=aux,
+            lr=recipe.lr,
+            **momentum,
+        )
+        for g in opt.param_groups:
+            if not g.get("matrix"):
+                g["lr_scale"] = recipe.aux_lr_scale
+        return opt
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_weight = getattr(head, "weight", None)
+    named = [p for p in model.parameters() if p.requires_grad]
+    filters = [p for p in named if p.ndim >= 2 and p is not head_weight]
+    decayed = [p for p in named if p.ndim >= 2 and p is head_weight]
+    rest = [p for p in named if p.ndim < 2]
+    groups = [
+        {"params": filters, "matrix": True},
+        *([{"params": decayed, "weight_decay": recipe.weight_decay}] if decayed else []),
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    for g in groups[1:]:
+        g["lr_scale"] = recipe.aux_lr_scale
+    return MatrixOptimizer(
+        groups,
+        matrix_cls=torch.optim.Muon,
+        matrix_kwargs={"lr": recipe.lr, "weight_decay": recipe.weight_decay, **momentum},
+        aux_cls=torch.optim.SGD,
+        aux_kwargs=aux,
     )
 
 

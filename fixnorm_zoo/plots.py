@@ -8,18 +8,36 @@ from typing import Any
 from fixnorm_zoo.rundir import RunDir
 
 
-def pyplot():
-    import matplotlib
+class _Figures:
+    """The three pyplot calls the figures use (``subplots``, ``close``, ``rcParams``), on figures that own their
+    canvas: nothing here imports pyplot or calls ``matplotlib.use``, so a notebook's backend stays as it was."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any):
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig: Any) -> None:
+        """Nothing to release: the figure is not registered with pyplot."""
+
+    @property
+    def rcParams(self):  # noqa: N802 - pyplot's name
+        import matplotlib
+
+        return matplotlib.rcParams
+
+
+def figures() -> _Figures:
+    """pyplot-shaped access to figures that never touch pyplot's global state (see :class:`_Figures`)."""
+    return _Figures()
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
     """Loss and test top-1 against epoch, one PNG."""
-    plt = pyplot()
+    plt = figures()
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -43,7 +61,7 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
         path: the PNG to write.
         title: the figure title.
     """
-    plt = pyplot()
+    plt = figures()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     any_positive_lr = False
     for label, run in run_dirs.items():
@@ -75,7 +93,7 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
 def plot_trials(records: list[dict[str, Any]], *, knobs: tuple[str, ...], path: Path) -> None:
     """The searched points on log axes (first knob x, second knob y), colour = proxy score, numbered in order;
     diverged or failed trials as red crosses."""
-    plt = pyplot()
+    plt = figures()
     fig, ax = plt.subplots(figsize=(5.6, 4.4))
     xk, yk = knobs
     ok = [r for r in records if r.get("status") == "ok"]
@@ -121,24 +139,30 @@ def plot_time_to_accuracy(
     targets: tuple[float, ...] = (),
     budgets: tuple[float, ...] = (),
     ylim: tuple[float, float] | None = None,
+    unit_s: dict[str, list[float]] | None = None,
+    xlabel: str = "training wall-clock (minutes, 2 CPU cores)",
 ) -> None:
-    """Test top-1 against cumulative training wall-clock minutes (per-epoch ``epoch_train_s`` summed), one colour
-    per label (method and schedule) and one line per seed, with horizontal lines at the target accuracies and
-    vertical ones at the time budgets: a DAWNBench-style view."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    """Test top-1 against cumulative training time (per-epoch ``epoch_train_s`` summed), one colour per label
+    (method and schedule) and one line per seed, with horizontal lines at the target accuracies and vertical ones at
+    the budgets: a DAWNBench-style view. Time is in minutes, or in units of ``unit_s[label][i]`` seconds for the
+    i-th run of a label (e.g. each run's reference-epoch seconds, so that runs from different machines compare)."""
+    plt = figures()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ("-", "--", ":")
     for colour, (label, runs) in zip(colours, histories.items(), strict=False):
         for i, history in enumerate(runs):
-            minutes, total = [], 0.0
+            unit = unit_s[label][i] if unit_s else 60.0
+            xs, total = [], 0.0
             for h in history:
                 total += h["epoch_train_s"]
-                minutes.append(total / 60)
+                xs.append(total / unit)
             ax.plot(
-                minutes,
+                xs,
                 [h["top1"] for h in history],
                 marker="o",
                 ms=3,
+                ls=styles[i % len(styles)],  # each seed distinguishable within its colour
                 color=colour,
                 alpha=0.85,
                 label=label if i == 0 else None,
@@ -149,9 +173,9 @@ def plot_time_to_accuracy(
         ax.axvline(b, color="grey", lw=0.8, ls=":")
     if ylim:
         ax.set_ylim(*ylim)
-    ax.set(xlabel="training wall-clock (minutes, 2 CPU cores)", ylabel="test top-1 (%)", title=title)
+    ax.set(xlabel=xlabel, ylabel="test top-1 (%)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize="small")  # the curves rise to the upper right
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -19,8 +19,17 @@ from typing import Any, Literal
 
 from fixnorm_zoo.errors import RecipeError
 
-RECIPES_DIR = Path(str(importlib.resources.files("fixnorm_zoo").joinpath("recipes")))
-"""The recipes shipped inside the package (package data: an installed wheel has them too)."""
+
+def _recipes_dir() -> Path:
+    try:
+        return Path(str(importlib.resources.files("fixnorm_zoo.recipes")))
+    except ModuleNotFoundError:  # a checkout on sys.path without an install: the root folder itself
+        return Path(__file__).resolve().parent.parent / "recipes"
+
+
+RECIPES_DIR = _recipes_dir()
+"""The shipped recipes: the repository's ``recipes/`` folder, installed as the ``fixnorm_zoo.recipes`` package
+(package data: an installed wheel has them too)."""
 
 
 @dataclass
@@ -50,8 +59,11 @@ class Recipe:
     # schedule
     epochs: int = 10
     batch_size: int = 128  # global batch: per-process batch = batch_size / processes / grad_accum_steps
-    optimizer: Literal["sgd", "rmsproptf", "adamw"] = "sgd"
+    # muon: torch.optim.Muon on the conv/linear filters (flattened to out x rest matrices), SGD with this recipe's
+    # momentum on the classifier, biases and norm affines, at lr * aux_lr_scale (airbench94_muon's split)
+    optimizer: Literal["sgd", "rmsproptf", "adamw", "muon"] = "sgd"
     lr: float = 0.1  # peak LR for the global batch
+    aux_lr_scale: float = 1.0  # optimizer muon only: the SGD part's LR relative to lr
     momentum: float = 0.9
     nesterov: bool = True
     opt_eps: float | None = None
@@ -115,6 +127,7 @@ class Recipe:
             "warmup_lr",
             "opt_eps",
             "clip_grad",
+            "aux_lr_scale",
         )
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
@@ -235,6 +248,9 @@ def _check_types(recipe: Recipe) -> None:
     hints = typing.get_type_hints(Recipe)
     for f in dataclasses.fields(recipe):
         value = getattr(recipe, f.name)
+        if f.name == "amp" and value is False:  # YAML 1.1 reads `amp: no` (as the README writes it) as false
+            recipe.amp = "no"
+            continue
         # YAML "1" or "1e-5" (a string to YAML 1.1) for a float field is fine
         if hints[f.name] in (float, float | None) and (number := _as_float(value)) is not None:
             setattr(recipe, f.name, number)
@@ -342,7 +358,7 @@ def shipped_recipe_for(run_name: str) -> str | None:
 
 def resolve_recipe_path(recipe: str | Path) -> Path:
     """A file path, or the name of a recipe shipped with the package such as ``fashion_mnist/resnet18_fixnorm``
-    (``fixnorm_zoo/recipes/fashion_mnist/resnet18_fixnorm.yaml``)."""
+    (``recipes/fashion_mnist/resnet18_fixnorm.yaml``)."""
     path = Path(recipe)
     if path.is_file():
         return path.resolve()

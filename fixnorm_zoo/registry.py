@@ -32,6 +32,9 @@ class HubFile:
     filename: str = "model.safetensors"
     size: int | None = None
     sha256: str | None = None
+    # the weights also ship inside the package (fixnorm_zoo/bundled/ORG/NAME/FILE): small current baselines only,
+    # so that `pip install` alone gives a working model; checked by the same sha256
+    bundled: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from fixnorm_zoo.loaders import build_loaders
 from fixnorm_zoo.metrics import accuracy_counts
 from fixnorm_zoo.models import create_model, eval_config
 from fixnorm_zoo.optim import build_optimizer, build_scheduler, example_input
+from fixnorm_zoo.provenance import provenance
 from fixnorm_zoo.recipe import Recipe, recipe_changes
 from fixnorm_zoo.rundir import RunDir
 
@@ -303,6 +304,8 @@ def finish(recipe: Recipe, accelerator, parts: Parts, state: TrainState, *, run:
         "mixed_precision": accelerator.mixed_precision,
         "grad_accum_steps": accelerator.gradient_accumulation_steps,
         "param_count": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(),
+        "provenance": provenance(),  # code revision, library versions, CPU/GPU: what the numbers ran on
     }
     if accelerator.is_main_process:
         run.save_weights(model.state_dict())

@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import reset_accelerate, tiny_recipe
 
-from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
+from fixnorm_zoo.errors import FixNormZooError, UnknownModelError, WeightsUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_testtoken_DoNotPrintMe123"
@@ -262,7 +262,7 @@ def test_lookup_errors_and_unpublished_models(monkeypatch) -> None:
     assert "mobilenetv2_scaled" in list_models() and list_models("resnet50*") == ["resnet50", "resnet50_wd"]
     with pytest.raises(UnknownModelError, match="mobilenetv2_scaled"):
         model_info("mobilenetv2_scald")
-    with pytest.raises(FixNormZooError, match="fixnorm-zoo train imagenet/mobilenetv2_scaled_fixnorm"):
+    with pytest.raises(WeightsUnavailable, match="fixnorm-zoo train imagenet/mobilenetv2_scaled_fixnorm"):
         load("mobilenetv2_scaled")
     model = load("mobilenetv2_scaled", pretrained=False)
     assert not model.training and model.pretrained_cfg["input_size"] == (3, 208, 208)
@@ -289,8 +289,11 @@ def test_mirror_only_entries_load_from_a_named_mirror_only(runs, tmp_path, monke
     with torch.no_grad():
         out = load("fmnist_resnet18", registry=registry, mirror=tmp_path / "release")(ns["x"])
     torch.testing.assert_close(out, _outputs_of_run(runs["a"]), rtol=0, atol=0)
-    with pytest.raises(FixNormZooError, match="FIXNORM_ZOO_HUB"):
+    with pytest.raises(WeightsUnavailable, match="FIXNORM_ZOO_HUB") as err:
         load("fmnist_resnet18", registry=registry)
+    # both ways of naming the mirror: Python's keyword and the command line's flag
+    assert "mirror=DIR in Python" in str(err.value) and "--mirror DIR on the command line" in str(err.value)
+    assert isinstance(err.value, LookupError)
     with pytest.raises(FixNormZooError, match="cannot be honoured by the mirror"):
         load("fmnist_resnet18", registry=registry, mirror=tmp_path / "release", revision="main")
 

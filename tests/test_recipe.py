@@ -108,3 +108,21 @@ def test_exponent_notation_for_float_field_is_accepted() -> None:
     for bad in ("nan", "inf", "fast"):
         with pytest.raises(RecipeError, match=rf"lr='{bad}': expected float"):
             load_recipe("fashion_mnist/demo_wd", overrides=parse_overrides([f"lr={bad}"]))
+
+
+def test_amp_no_is_accepted_in_yaml_and_set(tmp_path: Path) -> None:
+    """`amp: no` as the README writes it: YAML 1.1 reads `no` as false, which must still mean 'no autocast'."""
+    assert load_recipe("fashion_mnist/demo_wd", overrides=parse_overrides(["amp=no"])).amp == "no"
+    path = tmp_path / "r.yaml"
+    path.write_text("inherit: " + str(RECIPES_DIR / "fashion_mnist" / "demo_wd.yaml") + "\namp: no\n")
+    assert load_recipe(str(path)).amp == "no"
+    assert load_recipe("fashion_mnist/demo_wd", overrides={"amp": "bf16"}).amp == "bf16"
+    with pytest.raises(RecipeError, match="amp=True"):
+        load_recipe("fashion_mnist/demo_wd", overrides={"amp": True})
+
+
+def test_muon_optimizer_field_validates() -> None:
+    recipe = load_recipe("fashion_mnist/demo_wd", overrides={"optimizer": "muon", "aux_lr_scale": 4})
+    assert recipe.optimizer == "muon" and recipe.aux_lr_scale == 4.0
+    with pytest.raises(RecipeError, match="aux_lr_scale"):
+        load_recipe("fashion_mnist/demo_wd", overrides={"aux_lr_scale": 0})

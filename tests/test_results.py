@@ -73,6 +73,20 @@ def test_train_rows_command_sets_the_rows_point(row: dict[str, str]) -> None:
                 before = max((h["top1"] for h in history[: epoch - 1]), default=0)
                 assert history[epoch - 1]["top1"] >= target > before
                 assert minutes * 60 == pytest.approx(sum(h["epoch_train_s"] for h in history[:epoch]))
+    if row["ref_epoch_s"]:
+        # a timed row: its cost in reference epochs is its seconds over a yardstick measured in the same session
+        # (logged in eval/yardstick.csv), and each target's reference epochs are the log's
+        yardsticks = {float(y["ref_epoch_s"]) for y in record.read_rows(record.YARDSTICK_LOG)}
+        ref = float(row["ref_epoch_s"])
+        assert ref in yardsticks, row["id"]
+        assert float(row["ref_epochs"]) == pytest.approx(float(row["train_s"]) / ref, abs=0.006)
+        assert row["cpu"] and row["code_revision"], row["id"]
+        history = [json.loads(x) for x in (ROOT / row["log"]).read_text().splitlines()]
+        for target in record.TARGETS:
+            seconds = record.seconds_to(history, target)
+            assert (seconds is None) == (not row[f"ref_epochs_to_{target}"]), (row["id"], target)
+            if seconds is not None:
+                assert seconds / ref == pytest.approx(float(row[f"ref_epochs_to_{target}"]), abs=0.006)
 
 
 def test_trial_rows_are_the_logged_trials_and_proxy_scores_are_logged_ones() -> None:

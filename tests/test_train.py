@@ -39,9 +39,16 @@ class _Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["fixnorm", "wd"])
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path, monkeypatch, method: str) -> None:
+@pytest.mark.parametrize(
+    "method,optimizer", [("fixnorm", "sgd"), ("wd", "sgd"), ("fixnorm", "muon"), ("wd", "muon")]
+)
+def test_resume_after_kill_matches_uninterrupted_run(
+    tmp_path: Path, monkeypatch, method: str, optimizer: str
+) -> None:
+    """Also for Muon on the filters + SGD on the rest (its state is two optimizers' plus FixNorm's targets)."""
     extra = {"method": "wd", "fc_norm": None, "weight_decay": 5e-4} if method == "wd" else {}
+    if optimizer == "muon":
+        extra.update(optimizer="muon", lr=0.02, aux_lr_scale=5.0)
     recipe = _recipe(reprob=0.25, **extra)  # random erasing draws from the global RNG: resume must restore it
     full = train_mod.train(recipe, output_dir=tmp_path / "full", progress=False)
 

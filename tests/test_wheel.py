@@ -107,6 +107,30 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(installed), where.stdout
 
+    # the bundled baselines load from the wheel alone: no mirror, no Hub, no checkout
+    bundled = [m["name"] for m in json.loads(registry.read_text())["models"] if m["hub"].get("bundled")]
+    assert bundled, "the registry marks no model as bundled (tools/bundle_weights.py)"
+    code = (
+        "import sys, torch, fixnorm_zoo\n"
+        "for name in sys.argv[1:]:\n"
+        "    m = fixnorm_zoo.load(name)\n"
+        "    print(name, m.training, tuple(m(torch.zeros(2, 1, 28, 28)).shape))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, *bundled],
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[: len(bundled)] == [f"{n} False (2, 10)" for n in bundled]
+    r = _cli(installed, {**env, "HF_HUB_OFFLINE": "1"}, work, "eval", bundled[0], "--data", "fashion_mnist")
+    assert r.returncode == 0, r.stderr
+    measured = float(r.stdout.splitlines()[1].split(",")[2])
+    recorded = next(m["top1"] for m in json.loads(registry.read_text())["models"] if m["name"] == bundled[0])
+    assert abs(measured - recorded) < 0.015  # at most one of the 10,000 test images flips on another CPU
+
     r = _cli(installed, env, work, "list", "--recipes")
     assert r.returncode == 0 and "fashion_mnist/resnet9s_fixnorm" in r.stdout.split(), r.stdout + r.stderr
 
