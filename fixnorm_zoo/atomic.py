@@ -59,3 +59,9 @@ def fault_point(name: str) -> None:
     cleanup runs, as with a power cut or the OOM killer). A no-op unless that variable names this point."""
     if os.environ.get("FIXNORM_ZOO_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    # a signal instead, as a cluster sends it (FIXNORM_ZOO_SIGNAL_AT=name, FIXNORM_ZOO_SIGNAL=SIGTERM), to one rank
+    # only when FIXNORM_ZOO_SIGNAL_RANK is set (the others must still stop at the same step)
+    if os.environ.get("FIXNORM_ZOO_SIGNAL_AT") == name and os.environ.get(
+        "FIXNORM_ZOO_SIGNAL_RANK", os.environ.get("RANK", "0")
+    ) == os.environ.get("RANK", "0"):
+        os.kill(os.getpid(), getattr(signal, os.environ.get("FIXNORM_ZOO_SIGNAL", "SIGTERM")))

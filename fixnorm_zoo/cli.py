@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from fixnorm_zoo.errors import FixNormZooError
+from fixnorm_zoo.errors import FixNormZooError, Preempted
+from fixnorm_zoo.preemption import EXIT_INTERRUPTED
 from fixnorm_zoo.search import SEARCHES
 
 
@@ -368,6 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         finished = True
         return code
+    except Preempted as e:  # a signal: checkpoint saved; one line, once, and the code a requeue script tests
+        if _is_main_process():
+            print(f"fixnorm-zoo {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C twice, or outside training: no traceback
+        print(f"fixnorm-zoo {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (FixNormZooError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
         if debug:
             raise

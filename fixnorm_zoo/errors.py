@@ -35,3 +35,17 @@ class IntegrityError(FixNormZooError, ValueError):
 
 class PublishRefused(FixNormZooError, RuntimeError):
     """The re-evaluation does not confirm the run's claim, or the run cannot be re-evaluated as recorded."""
+
+
+class Preempted(FixNormZooError):
+    """Training stopped on a signal (cluster preemption or Ctrl-C) after saving a checkpoint to resume from.
+
+    Attributes:
+        checkpoint: the checkpoint folder written at the stop.
+        signal_name: e.g. ``"SIGTERM"``.
+        exit_code: what the command exits with (``fixnorm_zoo.preemption.EXIT_PREEMPTED`` or ``EXIT_INTERRUPTED``).
+    """
+
+    def __init__(self, message: str, *, checkpoint: str, signal_name: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.checkpoint, self.signal_name, self.exit_code = checkpoint, signal_name, exit_code

@@ -125,6 +125,15 @@ class BatchAugment:
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return x
 
+    def skip(self, b: int, g: torch.Generator) -> None:
+        """Draw what :meth:`__call__` draws for a batch of ``b``, without touching images: a resumed epoch's
+        skipped batches leave ``g`` where the uninterrupted epoch had it."""
+        if self.pad > 0:
+            torch.randint(0, 2 * self.pad + 1, (b,), generator=g)
+            torch.randint(0, 2 * self.pad + 1, (b,), generator=g)
+        if self.hflip > 0:
+            torch.rand(b, generator=g)
+
 
 class InMemoryLoader:
     """Iterate ``(images, labels)`` float batches from in-memory uint8 tensors.
@@ -165,6 +174,7 @@ class InMemoryLoader:
         self.std = torch.tensor(std).view(1, -1, 1, 1) * 255.0
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
+        self.start = 0  # batches of this epoch to skip on the next pass (a mid-epoch resume)
         self.erase = None
         if train and random_erasing > 0:
             from timm.data.random_erasing import RandomErasing
@@ -173,6 +183,11 @@ class InMemoryLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip_first(self, batches: int) -> None:
+        """Start the next pass after its first ``batches`` batches: the same remaining batches, augmented the same
+        way, as the uninterrupted epoch (random erasing draws from the global RNG, which the checkpoint restores)."""
+        self.start = batches
 
     def _indices(self) -> torch.Tensor:
         n = len(self.labels)
@@ -194,8 +209,13 @@ class InMemoryLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices()
         g = torch.Generator().manual_seed((self.seed * 7919 + self.epoch) * 131 + self.rank)
-        for start in range(0, len(idx), self.batch_size):
+        skip, self.start = self.start, 0
+        for i, start in enumerate(range(0, len(idx), self.batch_size)):
             b = idx[start : start + self.batch_size]
+            if i < skip:
+                if self.train and self.augment is not None:
+                    self.augment.skip(len(b), g)
+                continue
             x = self.images[b]
             if self.train and self.augment is not None:
                 x = self.augment(x, g)

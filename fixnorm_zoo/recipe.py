@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fixnorm_zoo.errors import RecipeError
+from fixnorm_zoo.preemption import signal_numbers
 
 
 def _recipes_dir() -> Path:
@@ -104,6 +105,12 @@ class Recipe:
     )
     workers: int = 4  # ImageNet data loader workers per process
     keep_last: int = 2  # checkpoints kept besides the best
+    # mid-epoch checkpoints (a preempted or killed job loses at most this much): every N optimizer updates and/or
+    # every M minutes of training, each replacing the previous mid-epoch one; None: at epoch ends only
+    checkpoint_every_steps: int | None = None
+    checkpoint_every_minutes: float | None = None
+    # signals that stop the run at the next update with a checkpoint (exit 75); SIGINT (Ctrl-C) always does (exit 130)
+    preempt_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
     log_every: int = 50  # steps between progress-bar metric updates
 
     def __post_init__(self) -> None:
@@ -128,10 +135,16 @@ class Recipe:
             "opt_eps",
             "clip_grad",
             "aux_lr_scale",
+            "checkpoint_every_steps",
+            "checkpoint_every_minutes",
         )
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
+        try:
+            signal_numbers(self.preempt_signals)
+        except ValueError as e:
+            raise RecipeError(f"recipe field preempt_signals={self.preempt_signals!r}: {e}") from None
         for name in ("label_smoothing", "hflip", "reprob", "drop_rate", "drop_path_rate", "momentum"):
             if not 0.0 <= getattr(self, name) < 1.0 + (name == "hflip"):
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be in [0, 1)")

@@ -25,7 +25,9 @@ from typing import Any
 from fixnorm_zoo.atomic import atomic_write_text
 from fixnorm_zoo.errors import DataError
 
-_CHECKPOINT_NAME = re.compile(r"epoch_\d{4}")
+_CHECKPOINT_NAME = re.compile(r"epoch_\d{4}(_step_\d{9})?")
+"""``epoch_NNNN`` after N epochs, ``epoch_NNNN_step_UUUUUUUUU`` mid-epoch after U updates: sorted by name, newest
+last."""
 
 
 class RunDir:
@@ -41,6 +43,7 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     LATEST = "latest"
     TRAIN_STATE = "train_state.json"
+    PREEMPTED = "PREEMPTED.json"  # present while the run is stopped by a signal, waiting for --resume
     EMA_WEIGHTS = "ema.safetensors"
 
     def __init__(self, path: str | Path) -> None:
@@ -115,6 +118,18 @@ class RunDir:
         """Rewritten whole from the checkpointed history: after a kill and ``--resume`` it holds each epoch once."""
         atomic_write_text(self.log_file, "".join(json.dumps(row) + "\n" for row in history))
 
+    @property
+    def preempted_file(self) -> Path:
+        return self.path / self.PREEMPTED
+
+    def write_preempted(self, info: dict[str, Any]) -> None:
+        """Mark the run as stopped by a signal (which one, the checkpoint, the exit code): a requeue script that
+        cannot see the exit status (some launchers replace it) tests for this file."""
+        atomic_write_text(self.preempted_file, json.dumps(info) + "\n")
+
+    def clear_preempted(self) -> None:
+        self.preempted_file.unlink(missing_ok=True)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.summary_file, json.dumps(summary, indent=2))
 
@@ -168,12 +183,15 @@ class RunDir:
         train_state: dict[str, Any],
         ema_state: dict[str, Any] | None,
         keep: Callable[[list[str]], set[str]],
+        step: int | None = None,
     ) -> Path:
         """accelerate's ``save_state`` into a temporary folder, then a rename: a crash mid-write never leaves a
         broken ``latest``. The train state is JSON and the EMA weights safetensors (nothing of ours is pickled).
-        ``keep(names)`` says which older ``epoch_NNNN`` folders stay; the rest are removed."""
+        ``epoch``: epochs completed; ``step``: the update count of a mid-epoch checkpoint (None at an epoch's end).
+        ``keep(names)`` says which older end-of-epoch folders stay; the rest are removed, and so is every older
+        mid-epoch one (the newest checkpoint supersedes it)."""
         root = self.checkpoints
-        name = f"epoch_{epoch:04d}"
+        name = f"epoch_{epoch:04d}" if step is None else f"epoch_{epoch:04d}_step_{step:09d}"
         tmp = root / (name + ".tmp")
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -195,7 +213,7 @@ class RunDir:
             os.replace(tmp, root / name)
             atomic_write_text(root / self.LATEST, name)
             done = sorted(p.name for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name))
-            kept = keep(done) | {name}
+            kept = keep([d for d in done if "_step_" not in d]) | {name}
             for old in done:
                 if old not in kept:
                     shutil.rmtree(root / old, ignore_errors=True)
@@ -212,8 +230,22 @@ class RunDir:
         failures = []
         for ckpt in self.complete_checkpoints():
             try:
-                accelerator.load_state(str(ckpt))
                 train_state = json.loads((ckpt / self.TRAIN_STATE).read_text())
+            except (OSError, ValueError) as e:
+                failures.append(f"{ckpt.name}: {type(e).__name__}: {e}")
+                continue
+            saved = train_state.get("num_processes") if isinstance(train_state, dict) else None
+            if saved is not None and saved != accelerator.num_processes:
+                from fixnorm_zoo.errors import RecipeError
+
+                raise RecipeError(
+                    f"--resume: {ckpt} was written by a run of {saved} processes, and this one has "
+                    f"{accelerator.num_processes}: each process's data order, augmentation and RNG state would "
+                    f"differ, so it would not continue that run. Launch {saved} processes (the global batch is "
+                    "the recipe's either way), or start a new run"
+                )
+            try:
+                accelerator.load_state(str(ckpt))
                 if ema_module is not None:
                     from safetensors.torch import load_file
 

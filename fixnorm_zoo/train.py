@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,17 +21,27 @@ import torch
 from torch import nn
 
 from fixnorm_zoo.atomic import fault_point
-from fixnorm_zoo.errors import DataError, RecipeError, TrainingDiverged
+from fixnorm_zoo.errors import DataError, Preempted, RecipeError, TrainingDiverged
 from fixnorm_zoo.fixnorm import FixNorm, norm_diagnostics, param_roles
 from fixnorm_zoo.loaders import build_loaders
 from fixnorm_zoo.metrics import accuracy_counts
 from fixnorm_zoo.models import create_model, eval_config
 from fixnorm_zoo.optim import build_optimizer, build_scheduler, example_input
+from fixnorm_zoo.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, StopSignals, agree, signal_numbers
 from fixnorm_zoo.provenance import provenance
 from fixnorm_zoo.recipe import Recipe, recipe_changes
 from fixnorm_zoo.rundir import RunDir
 
-RESUME_MAY_CHANGE = ("data_dir", "workers", "log_every", "keep_last", "log_with")
+RESUME_MAY_CHANGE = (
+    "data_dir",
+    "workers",
+    "log_every",
+    "keep_last",
+    "log_with",
+    "checkpoint_every_steps",
+    "checkpoint_every_minutes",
+    "preempt_signals",
+)
 """Recipe fields a resumed run may change without naming them: where the data lives and how the run reports. Any
 other change must be named (``resume_changes``; the CLI names the ``--set`` keys) and is logged per epoch."""
 
@@ -49,6 +60,14 @@ class TrainState:
     resume_changes: list[dict[str, Any]] = field(
         default_factory=list
     )  # named recipe changes, with their epoch
+    num_processes: int | None = None  # of the run that wrote the checkpoint (a resume must match it)
+    # an epoch in progress at a mid-epoch checkpoint: its batches done and partial sums (all 0 at an epoch's end)
+    step_in_epoch: int = 0
+    epoch_loss_sums: list[float] = field(
+        default_factory=list
+    )  # one per process: each rank's partial loss sum
+    epoch_images: int = 0
+    epoch_train_s: float = 0.0
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -172,22 +191,37 @@ def resume_from(
         return None
     ckpt, train_state = found
     state.load_state_dict(train_state)
-    accelerator.print(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates)")
+    within = f", batch {state.step_in_epoch} of epoch {state.epoch + 1}" if state.step_in_epoch else ""
+    accelerator.print(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates{within})")
     if changes:
         state.resume_changes.append({"from_epoch": state.epoch + 1, "changes": changes})
     return ckpt
 
 
 def train_one_epoch(
-    recipe: Recipe, accelerator, parts: Parts, state: TrainState, *, run: RunDir, bar
+    recipe: Recipe, accelerator, parts: Parts, state: TrainState, *, run: RunDir, bar, stop: StopSignals
 ) -> dict[str, Any]:
-    """One pass over the training set; returns the epoch's mean loss, training seconds and images seen."""
+    """One pass over the training set (the rest of it after a mid-epoch resume); returns the epoch's mean loss,
+    training seconds and images seen.
+
+    After every optimizer update the processes agree (:func:`fixnorm_zoo.preemption.agree`) on whether to write a
+    mid-epoch checkpoint (``checkpoint_every_steps`` / ``_minutes``) or to stop on a signal, which saves one and
+    raises :class:`Preempted`.
+
+    Raises:
+        Preempted: a stop signal arrived; the checkpoint to resume from is saved.
+    """
     model, optimizer = parts.model, parts.optimizer
     parts.train_loader.set_epoch(state.epoch)
     model.train()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-    n_batches, images, t0 = 0, 0, time.perf_counter()
-    for x, y in parts.train_loader:
+    partial = state.epoch_loss_sums[accelerator.process_index] if state.epoch_loss_sums else 0.0
+    loss_sum = torch.tensor(partial, dtype=torch.float64, device=accelerator.device)
+    n_batches, images = state.step_in_epoch, state.epoch_images
+    loader = _skip_batches(parts.train_loader, n_batches, accelerator)
+    every_steps, every_s = recipe.checkpoint_every_steps, (recipe.checkpoint_every_minutes or 0) * 60
+    done_s, t0 = state.epoch_train_s, time.perf_counter()
+    last_save = t0
+    for x, y in loader:
         x, y = x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
         if recipe.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -200,23 +234,92 @@ def train_one_epoch(
                 accelerator.clip_grad_norm_(model.parameters(), recipe.clip_grad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach().double()
+        n_batches += 1
+        images += x.shape[0]
+        bar.update(1)
         if accelerator.sync_gradients:
             state.num_updates += 1
             parts.scheduler.step_update(state.num_updates)
             if parts.ema is not None:
                 parts.ema.update(accelerator.unwrap_model(model), step=state.num_updates)
-        loss_sum += loss.detach().double()
-        n_batches += 1
-        images += x.shape[0]
-        bar.update(1)
+            fault_point(f"train:update_{state.num_updates}")
+            now = time.perf_counter()
+            due = bool(every_steps and state.num_updates % every_steps == 0) or bool(
+                every_s and now - last_save >= every_s
+            )
+            received, due = agree(accelerator, stop.received or 0, due)
+            must_stop = received > 0
+            if must_stop:
+                stop.received = int(received)  # the signal one process received, named by all
+            if (must_stop or due) and n_batches < len(parts.train_loader):
+                state.step_in_epoch, state.epoch_images = n_batches, images
+                state.epoch_loss_sums = accelerator.gather(loss_sum.reshape(1)).tolist()  # every rank's
+                state.epoch_train_s = done_s + now - t0
+                ckpt = _save(recipe, accelerator, parts, state, run=run, mid_epoch=True)
+                t0, done_s, last_save = time.perf_counter(), state.epoch_train_s, time.perf_counter()
+                if must_stop:
+                    bar.close()
+                    raise _preempted(recipe, accelerator, state, ckpt, run=run, stop=stop)
         if n_batches % recipe.log_every == 0:
             mean = float(loss_sum) / n_batches
             _check_finite(mean, state.epoch, run)
             bar.set_postfix(loss=f"{mean:.4f}", lr=f"{parts.inner_optimizer.param_groups[0]['lr']:.3g}")
-    train_s = time.perf_counter() - t0
+    train_s = done_s + time.perf_counter() - t0
     mean_loss = float(accelerator.reduce(loss_sum, reduction="mean")) / max(1, n_batches)
     _check_finite(mean_loss, state.epoch, run)
+    state.step_in_epoch, state.epoch_images, state.epoch_loss_sums, state.epoch_train_s = 0, 0, [], 0.0
     return {"train_loss": mean_loss, "train_s": train_s, "images": images * accelerator.num_processes}
+
+
+def _skip_batches(loader, batches: int, accelerator):
+    """``loader`` from its ``batches``-th batch on: Fashion-MNIST's in-memory loader replays only its augmentation
+    draws; a DataLoader goes through accelerate's ``skip_first_batches`` (same remaining batches)."""
+    if batches == 0:
+        return loader
+    if hasattr(loader, "skip_first"):
+        loader.skip_first(batches)
+        return loader
+    return accelerator.skip_first_batches(loader, batches)
+
+
+def _save(
+    recipe: Recipe, accelerator, parts: Parts, state: TrainState, *, run: RunDir, mid_epoch: bool
+) -> Path:
+    """A checkpoint of everything a resume needs (accelerate's state, EMA, the train state as JSON)."""
+
+    def keep(names: list[str]) -> set[str]:
+        return {f"epoch_{state.best_epoch:04d}", *names[-recipe.keep_last :]}
+
+    state.num_processes = accelerator.num_processes
+    ema_state = parts.ema.module.state_dict() if parts.ema is not None else None
+    return run.save_checkpoint(
+        accelerator,
+        epoch=state.epoch,
+        train_state=state.state_dict(),
+        ema_state=ema_state,
+        keep=keep,
+        step=state.num_updates if mid_epoch else None,
+    )
+
+
+def _preempted(
+    recipe: Recipe, accelerator, state: TrainState, ckpt: Path, *, run: RunDir, stop: StopSignals
+) -> Preempted:
+    """The stop's one line (printed once) and marker file ``PREEMPTED`` (for requeue scripts whose launcher hides
+    the exit status), as the exception to raise."""
+    name = stop.name or "a stop request"
+    code = EXIT_INTERRUPTED if stop.received == signal.SIGINT else EXIT_PREEMPTED
+    if accelerator.is_main_process:
+        run.write_preempted({"signal": name, "checkpoint": str(ckpt), "exit_code": code})
+    return Preempted(
+        f"stopped by {name} at epoch {state.epoch + 1}/{recipe.epochs}, batch {state.step_in_epoch} "
+        f"({state.num_updates} updates); checkpoint {ckpt}. Resume with the same command and --resume "
+        f"(fixnorm-zoo train ... --output {run.path} --resume)",
+        checkpoint=str(ckpt),
+        signal_name=name,
+        exit_code=code,
+    )
 
 
 def evaluate_epoch(
@@ -264,13 +367,7 @@ def end_epoch(
     if accelerator.trackers:
         accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.epoch)
 
-    def keep(names: list[str]) -> set[str]:
-        return {f"epoch_{state.best_epoch:04d}", *names[-recipe.keep_last :]}
-
-    ema_state = parts.ema.module.state_dict() if parts.ema is not None else None
-    run.save_checkpoint(
-        accelerator, epoch=state.epoch, train_state=state.state_dict(), ema_state=ema_state, keep=keep
-    )
+    _save(recipe, accelerator, parts, state, run=run, mid_epoch=False)
     fault_point(f"train:checkpoint_{state.epoch}")
     if accelerator.is_main_process:
         run.write_history(state.history)
@@ -376,16 +473,19 @@ def train(
     steps = len(parts.train_loader)
     bar = tqdm(
         total=recipe.epochs * steps,
-        initial=state.epoch * steps,
+        initial=state.epoch * steps + state.step_in_epoch,
         desc=recipe.name,
         unit="batch",
         disable=not (progress and accelerator.is_main_process),
         dynamic_ncols=True,
     )
-    while state.epoch < recipe.epochs:
-        epoch = train_one_epoch(recipe, accelerator, parts, state, run=run, bar=bar)
-        row = evaluate_epoch(recipe, accelerator, parts, state, epoch)
-        end_epoch(recipe, accelerator, parts, state, row, run=run, bar=bar)
+    if accelerator.is_main_process:
+        run.clear_preempted()
+    with StopSignals(signal_numbers(recipe.preempt_signals)) as stop:
+        while state.epoch < recipe.epochs:
+            epoch = train_one_epoch(recipe, accelerator, parts, state, run=run, bar=bar, stop=stop)
+            row = evaluate_epoch(recipe, accelerator, parts, state, epoch)
+            end_epoch(recipe, accelerator, parts, state, row, run=run, bar=bar)
     bar.close()
     summary = finish(recipe, accelerator, parts, state, run=run)
     if owned and recipe.log_with != "none":
