@@ -11,23 +11,66 @@ import contextlib
 import fcntl
 import os
 import signal
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_lock"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_target", "file_lock"]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a unique temp file in the same folder: fsync, then ``os.replace``."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_writable_target(path: str | Path) -> os.stat_result | None:
+    """The ``lstat`` of an existing regular file at ``path``, None when nothing is there; refuses anything else.
+
+    Why: an atomic write replaces what is at the path. A symlink would be detached (its target never updated), and
+    a device, FIFO or socket (``--results-csv /dev/null``) would be replaced by a regular file.
+
+    Raises:
+        FileExistsError: ``path`` is a symlink or not a regular file (the message says which and what to do).
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise FileExistsError(
+            f"{path} is a symbolic link: refusing to replace it (the link would be cut and its target left stale); "
+            "name the file it points to, or another path"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise FileExistsError(
+            f"{path} is not a regular file (a device, FIFO, socket or folder): refusing to replace it; name a regular "
+            "file or a new path"
+        )
+    return st
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` through a unique temp file in the same folder: fsync, then ``os.replace``.
+
+    An existing file keeps its permission bits and group (a shared registry stays group-writable); a new one gets
+    ``mode``, by default the umask's (as ``open`` would). Only a regular file (or nothing) may be at ``path``
+    (:func:`check_writable_target`)."""
     path = Path(path)
+    existing = check_writable_target(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        if existing is not None:
+            os.chmod(tmp, stat.S_IMODE(existing.st_mode))
+            with contextlib.suppress(PermissionError):  # the group is kept where the user may set it
+                os.chown(tmp, -1, existing.st_gid)
+        else:
+            os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -35,7 +78,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o644) -> N
         raise
 
 
-def atomic_write_text(path: str | Path, text: str, *, mode: int = 0o644) -> None:
+def atomic_write_text(path: str | Path, text: str, *, mode: int | None = None) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 

@@ -95,6 +95,11 @@ def fetch_weights(
             missing from the mirror, unknown repo or revision, a revision asked of a mirror).
     """
     hub = info.hub
+    if info.status == "retired":
+        raise WeightsUnavailable(
+            f"{info.name} is retired (an older model, superseded by {info.superseded_by}): load "
+            f"{info.superseded_by!r} instead; the retired entry's numbers and sha256 stay on record in the registry"
+        )
     if info.status != "published" or not hub.sha256 or not hub.repo_id:
         raise WeightsUnavailable(
             f"{info.name}: this zoo entry is a recipe, its weights are not published yet. Train them with: "

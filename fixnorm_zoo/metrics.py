@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fixnorm_zoo.atomic import atomic_write_text, file_lock
+from fixnorm_zoo.atomic import atomic_write_text, check_writable_target, file_lock
 from fixnorm_zoo.errors import DataError, FixNormZooError
 
 if TYPE_CHECKING:
@@ -105,7 +105,12 @@ def results_row(
 
 
 def check_results_csv(path: Path) -> None:
-    """Before any evaluation work: the results CSV must be a file (or creatable) with timm's columns."""
+    """Before any evaluation work: the results CSV must be a regular file (or creatable) with timm's columns; a
+    symlink, device or FIFO is refused, never replaced."""
+    try:
+        check_writable_target(path)
+    except FileExistsError as e:
+        raise FixNormZooError(f"--results-csv: {e}") from None
     if path.is_dir():
         raise FixNormZooError(f"--results-csv {path} is a directory: name a CSV file")
     if not path.parent.is_dir():

@@ -8,6 +8,7 @@ top-1 by more than ``tolerance`` points, or when an eval setting is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.atomic import fault_point
+from fixnorm_zoo.atomic import check_writable_target, fault_point
 from fixnorm_zoo.errors import DataError, PublishRefused, UnknownModelError
 from fixnorm_zoo.hub import WEIGHTS_FILE, check_repo_id, mirror_dir, mirror_repo_dir, sha256_file
 from fixnorm_zoo.rundir import RunDir
@@ -96,6 +97,8 @@ def publish(
     recipe, summary = _read_run(run_dir)
     check_repo_id(repo_id)
     reg = Registry(registry)
+    if not dry_run:
+        check_writable_target(reg.path)  # before any work: a symlinked or special registry file is refused
     existing = _existing_entry(reg, name or recipe.name, may_replace=replace or bool(dry_run))
     zoo_name = existing.name if existing else (name or recipe.name)
     target = None if dry_run else mirror_dir(mirror)
@@ -112,12 +115,15 @@ def publish(
     measured = _reverify(run_dir, summary, data=eval_data, tolerance=tolerance)
 
     recipe_ref = _recipe_ref(recipe, existing)
-    staging_parent = dest.parent if dest is not None else None
-    if staging_parent is not None:
-        staging_parent.mkdir(parents=True, exist_ok=True)
-    folder = (
-        Path(dry_run) if dry_run else Path(tempfile.mkdtemp(prefix=".fixnorm_publish_", dir=staging_parent))
-    )
+    # the mirror's ORG folder, opened now (after the re-evaluation) without following a symlink at any component:
+    # staging, swap and clean-up all go through that descriptor, so a folder swapped in meanwhile is never written
+    slot = MirrorSlot(target, repo_id) if dest is not None else None
+    if slot is not None:
+        folder = slot.new_staging()
+    elif dry_run:
+        folder = Path(dry_run)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=".fixnorm_publish_"))
     try:
         _write_repo_folder_or_fail(
             run_dir,
@@ -147,14 +153,16 @@ def publish(
         if dry_run:
             return result
         fault_point("publish:staged")
-        if dest is not None:
-            _swap_into_place(folder, dest)
+        if slot is not None:
+            slot.swap_in()
             result["folder"] = str(dest)
         else:
             message = f"fixnorm_zoo: {zoo_name} (top-1 {measured['top1']:.2f}%)"
             result["revision"] = _upload(folder, repo_id=repo_id, private=private, message=message)
     finally:
-        if not dry_run:
+        if slot is not None:
+            slot.close()
+        elif not dry_run:
             shutil.rmtree(folder, ignore_errors=True)
 
     entry = _registry_entry(existing, recipe, summary, measured, result=result, recipe_ref=recipe_ref)
@@ -264,21 +272,96 @@ def _recipe_ref(recipe, existing) -> str:
     return f"{recipe.name} (the recipe as run is in the model card)"
 
 
-def _swap_into_place(folder: Path, dest: Path) -> None:
-    """Put the staged ``folder`` at ``dest`` so that ``dest`` always holds a whole repo: the old one is renamed
-    aside, the new one renamed in, then the old one removed (a kill in between leaves one of the two in place)."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
+class MirrorSlot:
+    """One repo folder ``MIRROR/ORG/NAME`` being replaced, through a descriptor of ``MIRROR/ORG``.
+
+    Why: a path checked before a 7-second re-evaluation can be a symlink by the time it is written (a folder outside
+    the mirror would then be emptied and refilled). ``ORG`` is opened with ``O_NOFOLLOW`` (a symlink there is
+    refused); the staging folder is made and written through ``/proc/self/fd`` of that descriptor, and the swap and
+    the clean-up are ``dir_fd`` operations on it, so a later swap of any path component changes nothing. New folders
+    get the umask's permissions (a shared mirror stays readable). Leftovers of a killed publish of the same repo
+    (``.NAME.staging-PID``, ``.NAME.old-PID`` of a process that is gone) are recovered or removed first.
+    """
+
+    def __init__(self, mirror: Path, repo_id: str) -> None:
+        org, self.name = check_repo_id(repo_id).split("/")
+        root = Path(mirror)
+        root.mkdir(parents=True, exist_ok=True)
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(org, 0o777, dir_fd=root_fd)
+            try:
+                self.fd = os.open(org, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
+            except OSError as e:
+                raise PublishRefused(
+                    f"{root / org} is a symbolic link or not a folder: refusing to publish through it; replace it with "
+                    "a real folder"
+                ) from e
+        finally:
+            os.close(root_fd)
+        self.path = root / org
+        self.staging = f".{self.name}.staging-{os.getpid()}"
+        self._recover_leftovers()
+
+    def _entry(self, name: str) -> Path:
+        return Path(f"/proc/self/fd/{self.fd}") / name
+
+    def _exists(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _recover_leftovers(self) -> None:
+        for entry in os.listdir(self.fd):
+            for kind in ("staging", "old"):
+                prefix = f".{self.name}.{kind}-"
+                if not entry.startswith(prefix) or not entry[len(prefix) :].isdigit():
+                    continue
+                pid = int(entry[len(prefix) :])
+                if pid != os.getpid() and _alive(pid):
+                    continue  # another publish of this repo is running: its files are its own
+                if kind == "old" and not self._exists(self.name):
+                    os.replace(entry, self.name, src_dir_fd=self.fd, dst_dir_fd=self.fd)  # killed mid-swap
+                else:
+                    shutil.rmtree(entry, dir_fd=self.fd, ignore_errors=True)
+
+    def new_staging(self) -> Path:
+        os.mkdir(self.staging, 0o777, dir_fd=self.fd)  # the umask applies, as for any new folder
+        return self._entry(self.staging)
+
+    def swap_in(self) -> None:
+        """Staging -> ``NAME`` so that ``NAME`` always holds a whole repo: the old one renamed aside, the new one
+        renamed in, the old one removed (a kill in between leaves one of the two, recovered by the next publish)."""
+        old = f".{self.name}.old-{os.getpid()}"
+        had_old = self._exists(self.name)
+        if had_old:
+            os.replace(self.name, old, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        try:
+            os.replace(self.staging, self.name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            if had_old:
+                os.replace(old, self.name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            raise
+        if had_old:
+            shutil.rmtree(old, dir_fd=self.fd, ignore_errors=True)
+
+    def close(self) -> None:
+        if self._exists(self.staging):
+            shutil.rmtree(self.staging, dir_fd=self.fd, ignore_errors=True)
+        os.close(self.fd)
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.replace(folder, dest)
-    except BaseException:
-        if old is not None:
-            os.replace(old, dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_repo_folder_or_fail(run_dir: Path, folder: Path, **kwargs) -> None:

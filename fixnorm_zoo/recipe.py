@@ -92,8 +92,9 @@ class Recipe:
     model_ema: bool = False
     model_ema_decay: float = 0.9998
     # engine
-    # amp, grad_accum_steps: None (unset) follows the launcher (accelerate launch --mixed_precision /
-    # --gradient_accumulation_steps, accelerate config); a value set here wins over the launcher
+    # amp, grad_accum_steps: None (unset) follows the launcher (accelerate launch --mixed_precision, accelerate
+    # config; accelerate 1.15 exports --gradient_accumulation_steps only on its DeepSpeed path, so set
+    # grad_accum_steps here); a value set here wins over the launcher
     amp: Literal["no", "bf16", "fp16"] | None = None
     channels_last: bool = False
     grad_accum_steps: int | None = None

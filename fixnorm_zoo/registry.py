@@ -19,7 +19,9 @@ from typing import Any, Literal
 from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
 
 REGISTRY_FILE = Path(__file__).resolve().parent / "zoo.json"
-STATUSES = ("recipe", "published")
+STATUSES = ("recipe", "published", "retired")
+"""recipe: no weights yet; published: weights pinned by sha256; retired: an older model kept on record (its numbers,
+its sha256) but no longer served, ``superseded_by`` naming what replaced it."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class ModelInfo:
     dataset: Literal["imagenet", "fashion_mnist"]
     recipe: str  # a recipe shipped with the package, e.g. "fashion_mnist/resnet18_fixnorm"
     method: Literal["fixnorm", "wd"] = "fixnorm"
-    status: Literal["recipe", "published"] = "recipe"
+    status: Literal["recipe", "published", "retired"] = "recipe"
     aliases: tuple[str, ...] = ()
     model_args: dict[str, Any] = field(default_factory=dict)
     num_classes: int = 1000
@@ -65,6 +67,7 @@ class ModelInfo:
     hub: HubFile = field(default_factory=HubFile)
     license: str = "apache-2.0"
     notes: str = ""
+    superseded_by: str | None = None  # a retired entry: the zoo name that replaced it
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -195,6 +198,22 @@ class Registry:
             models = [d for d in data["models"] if d.get("name") != info.name]
             models.append(info.to_dict())
             data["models"] = sorted(models, key=lambda d: (d["dataset"], d["name"]))
+            self._write(data)
+
+    def remove(self, name: str) -> None:
+        """Drop the entry named ``name`` (atomic and locked, as :meth:`upsert`).
+
+        Raises:
+            UnknownModelError: there is no entry of that name.
+        """
+        from fixnorm_zoo.atomic import file_lock
+
+        with file_lock(self.path):
+            data = self._data()
+            models = [d for d in data["models"] if d.get("name") != name]
+            if len(models) == len(data["models"]):
+                raise UnknownModelError(f"zoo registry {self.path} has no entry {name!r}")
+            data["models"] = models
             self._write(data)
 
     def write(self, data: dict[str, Any]) -> None:

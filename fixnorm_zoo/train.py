@@ -401,6 +401,7 @@ def finish(recipe: Recipe, accelerator, parts: Parts, state: TrainState, *, run:
         "mixed_precision": accelerator.mixed_precision,
         "grad_accum_steps": accelerator.gradient_accumulation_steps,
         "param_count": sum(p.numel() for p in model.parameters()),
+        "ranks_agree": _ranks_agree(accelerator, model),
         "threads": torch.get_num_threads(),
         "provenance": provenance(),  # code revision, library versions, CPU/GPU: what the numbers ran on
     }
@@ -491,6 +492,17 @@ def train(
     if owned and recipe.log_with != "none":
         accelerator.end_training()  # closes the trackers (and tears the process group down): last, after finish
     return summary
+
+
+@torch.no_grad()
+def _ranks_agree(accelerator, model: nn.Module) -> bool:
+    """Whether every process ends with the same weights (each tensor's norm, compared across ranks): DDP keeps them
+    equal, so a False here means a rank trained something the others did not (and FixNorm's norms would differ)."""
+    norms = torch.stack([p.detach().double().norm() for p in model.parameters()]).to(accelerator.device)
+    if accelerator.num_processes == 1:
+        return True
+    every = accelerator.gather(norms.unsqueeze(0))
+    return bool((every == every[0]).all())
 
 
 def _warn_if_oversubscribed(accelerator) -> None:

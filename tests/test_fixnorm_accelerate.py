@@ -26,13 +26,13 @@ def _net() -> nn.Module:
     )
 
 
-def _fixnorm(model: nn.Module, **kwargs) -> FixNorm:
+def _fixnorm(model: nn.Module, fc_norm: float = 2.0, **kwargs) -> FixNorm:
     return FixNorm(
         model,
         "sgd",
         lr=0.5,
         momentum=0.9,
-        fc_norm=2.0,
+        fc_norm=fc_norm,
         classifier="5",
         example_input=torch.randn(2, 3, 6, 6),
         **kwargs,
@@ -63,12 +63,15 @@ def test_save_state_load_state_carry_targets(tmp_path: Path) -> None:
     acc2 = Accelerator(cpu=True)
     torch.manual_seed(3)
     model2 = _net()
-    model2, opt2 = acc2.prepare(model2, _fixnorm(model2, invariant_norm=5.0))
-    acc2.load_state(str(tmp_path / "ckpt"))
+    # built with other targets than the checkpoint's (fc_norm 7, invariant norm 5): the checkpoint's must win
+    model2, opt2 = acc2.prepare(model2, _fixnorm(model2, fc_norm=7.0, invariant_norm=5.0))
     inner = opt2.optimizer
+    assert inner.group(CLASSIFIER)["fixnorm_targets"] == [7.0]
+    acc2.load_state(str(tmp_path / "ckpt"))
     assert isinstance(inner, FixNorm)
     assert inner.group(CLASSIFIER)["fixnorm_targets"] == [2.0]
-    assert inner.group(INVARIANT)["fixnorm_targets"] != [5.0]  # restored from the checkpoint
+    assert inner.group(INVARIANT)["fixnorm_targets"] == opt.optimizer.group(INVARIANT)["fixnorm_targets"]
+    assert inner.group(INVARIANT)["fixnorm_targets"] != [5.0]
     resumed = [_step(model2, opt2, acc2, i) for i in range(5, 10)]
     assert resumed == reference
 
