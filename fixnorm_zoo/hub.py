@@ -74,6 +74,11 @@ def mirror_repo_dir(mirror: str | Path, repo_id: str) -> Path:
 
 def mirror_dir(mirror: str | Path | None = None) -> Path | None:
     """The mirror to use: the argument, else ``$FIXNORM_ZOO_HUB``, else None (the Hub)."""
+    if mirror is not None and not str(mirror).strip():
+        raise FixNormZooError(
+            "the mirror named is an empty string (an unset shell variable?): name a folder with --mirror / mirror=, "
+            "or leave it out to use the Hub"
+        )
     value = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     return Path(value) if value else None
 
@@ -187,9 +192,24 @@ def _download(info: ModelInfo, *, revision: str, cache_dir, local_files_only) ->
         raise FixNormZooError(f"{info.name}: {hub.filename} not found in {hub.repo_id}@{revision}") from e
 
 
+RELEASE_FILES = (
+    "README.md",
+    "config.json",
+    WEIGHTS_FILE,
+    "*.png",
+    "train_hparams.yaml",
+    "log.jsonl",
+    "results.csv",
+)
+"""What ``fixnorm-zoo publish`` writes into a repo folder: the only files ``push`` uploads (a stray ``.env`` or a
+pickle beside them stays local)."""
+PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
+
+
 def push_release(release: str | Path, *, registry: Registry, names: list[str] | None = None) -> list[dict]:
     """Upload the published entries kept in a release folder (``RELEASE/ORG/NAME/``) to the Hub and pin each one's
-    commit in the registry. Each folder's weights are checked against the registry's sha256 before the upload.
+    commit in the registry. Every selected folder is checked first (present, weights matching the registry's
+    sha256, no pickle), then uploaded, so one bad folder pushes nothing; only :data:`RELEASE_FILES` go up.
 
     Args:
         release: a folder in the Hub's layout (this repository's ``zoo_mirror/``).
@@ -199,31 +219,52 @@ def push_release(release: str | Path, *, registry: Registry, names: list[str] | 
     Returns: one ``{"name", "repo_id", "revision"}`` per pushed repo.
 
     Raises:
-        FixNormZooError: a repo folder is missing or its weights are not the registry's.
+        FixNormZooError: a repo folder is missing, holds a pickle, or its weights are not the registry's; an
+            unknown name (UnknownModelError) or one that has no published weights.
     """
+    import fnmatch
 
     from huggingface_hub import HfApi
 
-    api = HfApi()
-    pushed = []
+    if names is not None:
+        wanted = {registry.get(n).name for n in names}  # an unknown name is an error, not a silent no-op
+        unpublished = sorted(n for n in wanted if registry.get(n).status != "published")
+        if unpublished:
+            raise WeightsUnavailable(f"{unpublished}: no published weights to push (publish them first)")
+    selected = []
     for info in registry.models():
-        if info.status != "published" or (names is not None and info.name not in names):
+        if info.status != "published" or (names is not None and info.name not in wanted):
             continue
         folder = mirror_repo_dir(release, info.hub.repo_id)
         if not folder.is_dir():
             if names is not None:
                 raise FixNormZooError(f"{info.name}: {folder} does not exist in the release folder {release}")
             continue
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise FixNormZooError(
+                f"{info.name}: {folder} holds pickle files {pickles}: nothing pushed; the zoo ships safetensors only, "
+                "remove them"
+            )
         digest = sha256_file(folder / info.hub.filename)
         if digest != info.hub.sha256:
             raise IntegrityError(
                 f"{info.name}: {folder / info.hub.filename} has sha256 {digest}, the registry pins "
-                f"{info.hub.sha256}: not pushed"
+                f"{info.hub.sha256}: nothing pushed"
             )
+        files = [
+            p.name for p in folder.iterdir() if any(fnmatch.fnmatch(p.name, pat) for pat in RELEASE_FILES)
+        ]
+        selected.append((info, folder, files))
+
+    api = HfApi()
+    pushed = []
+    for info, folder, files in selected:
         api.create_repo(info.hub.repo_id, exist_ok=True)
         commit = api.upload_folder(
             repo_id=info.hub.repo_id,
             folder_path=str(folder),
+            allow_patterns=files,
             commit_message=f"fixnorm_zoo: {info.name} (top-1 {info.top1}%)",
         )
         registry.upsert(dataclasses.replace(info, hub=dataclasses.replace(info.hub, revision=commit.oid)))

@@ -370,6 +370,47 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     torch.testing.assert_close(torch.load(tmp_path / "o.pt"), _outputs_of_run(runs["a"]), rtol=0, atol=0)
 
 
+def test_push_checks_everything_first_and_uploads_only_what_publish_wrote(hub, runs, tmp_path) -> None:
+    """Issue 24: a stray `.env` beside a release is never uploaded; a pickle in any selected folder stops the whole
+    push before anything goes up; an unknown --name is an error, not exit 0; an empty --mirror is refused."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    env = _env(hub, tmp_path / "home", registry)
+    release = tmp_path / "release"
+    for name in ("p1", "p2"):
+        r = _cli(
+            env,
+            "publish",
+            str(runs["a"]),
+            "--repo-id",
+            f"org/{name}",
+            "--name",
+            name,
+            "--mirror",
+            str(release),
+        )
+        assert r.returncode == 0, r.stderr
+    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/p3", "--name", "p3", "--mirror", "")
+    assert r.returncode == 2 and "empty string" in r.stderr and "Traceback" not in r.stderr
+    (release / "org" / "p2" / "pytorch_model.bin").write_bytes(b"pickle")
+    r = _cli(env, "push", str(release), "--name", "p1", "--name", "p2")
+    assert r.returncode == 2 and "pickle" in r.stderr
+    assert _entry(registry, "p1")["hub"]["revision"] is None  # p1 was fine, but nothing is pushed
+    (release / "org" / "p2" / "pytorch_model.bin").unlink()
+    (release / "org" / "p1" / ".env").write_text("HF_TOKEN=secret")
+    r = _cli(env, "push", str(release), "--name", "no_such_model")
+    assert r.returncode == 2 and "no_such_model" in r.stderr
+    r = _cli(env, "push", str(release), "--name", "p1", "--name", "p2")
+    assert r.returncode == 0, r.stderr
+    revision = _entry(registry, "p1")["hub"]["revision"]
+    assert revision and _entry(registry, "p2")["hub"]["revision"]
+    with pytest.raises(EntryNotFoundError):
+        hf_hub_download("org/p1", ".env", revision=revision, cache_dir=tmp_path / "dl", endpoint=hub)
+
+
 def test_hub_republish_leaves_no_file_of_the_previous_run(hub, runs, tmp_path) -> None:
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
