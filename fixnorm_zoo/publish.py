@@ -91,7 +91,7 @@ def publish(
         PublishRefused: the claim is not confirmed or cannot be checked, or the publish would replace what it
             must not (a published entry without ``replace``, a non-empty ``dry_run`` folder).
     """
-    from fixnorm_zoo.registry import ModelInfo, Registry
+    from fixnorm_zoo.registry import NAME, ModelInfo, Registry
 
     run_dir = Path(run_dir)
     recipe, summary = _read_run(run_dir)
@@ -101,6 +101,10 @@ def publish(
         check_writable_target(reg.path)  # before any work: a symlinked or special registry file is refused
     existing = _existing_entry(reg, name or recipe.name, may_replace=replace or bool(dry_run))
     zoo_name = existing.name if existing else (name or recipe.name)
+    if not NAME.fullmatch(zoo_name):
+        raise PublishRefused(
+            f"--name {zoo_name!r}: a zoo name is letters, digits, '_', '.', '-' (at most 128, no leading dot)"
+        )
     target = None if dry_run else mirror_dir(mirror)
     dest = mirror_repo_dir(target, repo_id) if target is not None else None
     if dry_run and Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):

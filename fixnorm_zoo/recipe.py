@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import importlib.resources
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any, Literal
 
 from fixnorm_zoo.errors import RecipeError
 from fixnorm_zoo.preemption import signal_numbers
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def _recipes_dir() -> Path:
@@ -142,6 +145,11 @@ class Recipe:
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
+        if not RUN_NAME.fullmatch(self.name):
+            raise RecipeError(
+                f"recipe field name={self.name!r}: a name is letters, digits, '_', '.', '-' (no '/', no leading dot): "
+                "it names the default run folder runs/NAME and the zoo entry"
+            )
         try:
             signal_numbers(self.preempt_signals)
         except ValueError as e:

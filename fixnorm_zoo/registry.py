@@ -12,6 +12,8 @@ import difflib
 import fnmatch
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +78,17 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+        """An entry from its JSON, checked against the schema (names, types, the hub file name) so that a damaged
+        or hostile registry is one error naming the entry, never a traceback or a path out of a mirror.
+
+        Raises:
+            FixNormZooError: an unknown field, or a field of the wrong type or form.
+        """
+        if not isinstance(d, dict):
+            raise FixNormZooError(
+                f"registry entry {d!r}: expected a JSON object with name, architecture, ..."
+            )
+        _check_entry(d)
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - allowed
         if unknown:
@@ -90,6 +103,60 @@ class ModelInfo:
     @property
     def train_command(self) -> str:
         return f"fixnorm-zoo train {self.recipe}"
+
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+"""A zoo name or alias (and a hub file name): printable, no path separator, no leading dot."""
+MAX_REGISTRY_BYTES = 16 << 20
+
+
+def _check_entry(d: dict[str, Any]) -> None:
+    name = d.get("name")
+    where = f"registry entry {name!r}"
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise FixNormZooError(
+            f"{where}: a name is letters, digits, '_', '.', '-' (at most 128, no leading dot)"
+        )
+    aliases = d.get("aliases", [])
+    if not isinstance(aliases, list | tuple) or not all(
+        isinstance(a, str) and NAME.fullmatch(a) for a in aliases
+    ):
+        raise FixNormZooError(f"{where}: aliases must be a list of names (letters, digits, '_', '.', '-')")
+    for key in ("architecture", "dataset", "recipe"):
+        if not isinstance(d.get(key), str) or not d[key]:
+            raise FixNormZooError(f"{where}: {key} must be a non-empty string")
+    for key in ("num_classes", "in_chans"):
+        value = d.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise FixNormZooError(f"{where}: {key}={value!r} must be an integer from 1 to 1,000,000")
+    setting = d.get("eval_setting", {})
+    size = setting.get("input_size") if isinstance(setting, dict) else None
+    if d.get("status") == "published" and not (
+        isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and 0 < v <= 4096 for v in size)
+    ):
+        raise FixNormZooError(
+            f"{where}: eval_setting.input_size must be [channels, height, width] (each 1-4096)"
+        )
+    hub = d.get("hub", {})
+    if not isinstance(hub, dict):
+        raise FixNormZooError(f"{where}: hub must be an object")
+    filename = hub.get("filename", "model.safetensors")
+    if not isinstance(filename, str) or not NAME.fullmatch(filename):
+        raise FixNormZooError(
+            f"{where}: hub.filename={filename!r} must be a plain file name (no '/', no '..')"
+        )
+    sha = hub.get("sha256")
+    if sha not in (None, "") and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise FixNormZooError(f"{where}: hub.sha256 must be 64 lowercase hex digits")
+    if d.get("status") == "published" and not sha:
+        raise FixNormZooError(
+            f"{where}: status published without a hub.sha256: the weights cannot be verified"
+        )
+    size_bytes = hub.get("size")
+    if size_bytes is not None and (
+        isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 0
+    ):
+        raise FixNormZooError(f"{where}: hub.size must be a byte count")
 
 
 def registry_path() -> Path:
@@ -112,6 +179,12 @@ class Registry:
 
     def _data(self) -> dict[str, Any]:
         try:
+            st = os.stat(self.path)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_REGISTRY_BYTES:
+                raise FixNormZooError(
+                    f"zoo registry {self.path} is not a regular file of at most {MAX_REGISTRY_BYTES} bytes (a device, "
+                    "FIFO or something huge): name a zoo.json"
+                )
             data = json.loads(self.path.read_text())
         except FileNotFoundError as e:
             raise FixNormZooError(
@@ -126,15 +199,25 @@ class Registry:
         return data
 
     def models(self) -> list[ModelInfo]:
-        """Every entry, validated."""
+        """Every entry, validated; a name or alias used twice (which would shadow another model) is refused."""
         out = []
         for d in self._data()["models"]:
             try:
                 out.append(ModelInfo.from_dict(d))
+            except FixNormZooError as e:
+                raise FixNormZooError(f"zoo registry {self.path}: {e}") from None
             except (TypeError, ValueError) as e:
-                raise FixNormZooError(
-                    f"zoo registry {self.path}: entry {d.get('name')!r} is malformed: {e}"
-                ) from e
+                name = d.get("name") if isinstance(d, dict) else d
+                raise FixNormZooError(f"zoo registry {self.path}: entry {name!r} is malformed: {e}") from e
+        owner: dict[str, str] = {}
+        for m in out:
+            for n in (m.name, *m.aliases):
+                if n in owner:
+                    raise FixNormZooError(
+                        f"zoo registry {self.path}: the name {n!r} is used by both {owner[n]!r} and {m.name!r}: each "
+                        "name and alias must be unique"
+                    )
+                owner[n] = m.name
         return out
 
     def select(self, pattern: str = "*", *, pretrained: bool = False) -> list[ModelInfo]:

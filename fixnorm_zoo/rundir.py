@@ -14,11 +14,13 @@ Every other module reads and writes a run through :class:`RunDir`, so a file nam
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,8 @@ class RunDir:
     CHECKPOINTS = "checkpoints"
     LATEST = "latest"
     TRAIN_STATE = "train_state.json"
-    PREEMPTED = "PREEMPTED.json"  # present while the run is stopped by a signal, waiting for --resume
+    PREEMPTED = "PREEMPTED.json"
+    LOCK = ".run.lock"  # held (flock) by the process training into the folder  # present while the run is stopped by a signal, waiting for --resume
     EMA_WEIGHTS = "ema.safetensors"
 
     def __init__(self, path: str | Path) -> None:
@@ -91,6 +94,32 @@ class RunDir:
     def holds_run(self) -> bool:
         """A finished run or one with a complete checkpoint: starting a new run here would mix two runs."""
         return self.is_finished() or self.latest_checkpoint() is not None
+
+    def foreign_outputs(self) -> list[str]:
+        """Files named like a run's outputs in a folder that holds no run to resume (a user's own files, or the
+        remains of something else): a new run would overwrite them. A run killed before its first checkpoint
+        leaves only ``recipe.yaml``, which a new start may replace."""
+        names = (self.LOG, self.SUMMARY, self.WEIGHTS, self.WEIGHTS_EMA, self.CURVES)
+        return [n for n in names if (self.path / n).exists()] if not self.holds_run() else []
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Own the run directory while training into it: a second process that tries is refused at once (two
+        trainings into one folder would mix one's recipe with the other's weights). The kernel releases the lock
+        if the process dies."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FileExistsError(
+                    f"{self.path} is being trained into by another process right now: wait for it to finish, or "
+                    "pick another --output"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -231,6 +260,7 @@ class RunDir:
         for ckpt in self.complete_checkpoints():
             try:
                 train_state = json.loads((ckpt / self.TRAIN_STATE).read_text())
+                _check_train_state(train_state, ckpt)
             except (OSError, ValueError) as e:
                 failures.append(f"{ckpt.name}: {type(e).__name__}: {e}")
                 continue
@@ -259,3 +289,33 @@ class RunDir:
         if failures:
             raise DataError(f"--resume: no checkpoint under {self.checkpoints} could be loaded: {failures}")
         return None
+
+
+def _check_train_state(state: Any, ckpt: Path) -> None:
+    """``train_state.json`` must describe the checkpoint it sits in: a dict with the loop's counters as
+    non-negative integers, as many history rows as epochs done, and the epoch (and update) count that the folder's
+    name records. A hand-edited ``epoch: 99`` or ``{}`` would otherwise end, repeat or restart the run silently.
+
+    Raises:
+        ValueError: what does not fit, naming the file.
+    """
+    where = ckpt / RunDir.TRAIN_STATE
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    for key in ("epoch", "num_updates"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where}: {key}={value!r} must be a non-negative integer")
+    step = state.get("step_in_epoch", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"{where}: step_in_epoch={step!r} must be a non-negative integer")
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != state["epoch"]:
+        raise ValueError(f"{where}: history must hold one row per finished epoch ({state['epoch']})")
+    m = _CHECKPOINT_NAME.fullmatch(ckpt.name)
+    if m is None or int(ckpt.name[6:10]) != state["epoch"]:
+        raise ValueError(f"{where}: epoch={state['epoch']} is not the epoch its folder {ckpt.name} records")
+    if m.group(1) and int(m.group(1)[6:]) != state["num_updates"]:
+        raise ValueError(
+            f"{where}: num_updates={state['num_updates']} is not the update count in {ckpt.name}"
+        )

@@ -8,6 +8,7 @@ then ``finish`` (weights, summary, curves).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -445,12 +446,16 @@ def train(
         RecipeError: the recipe does not fit the accelerator (batch split, amp, accumulation).
         FileExistsError: ``output_dir`` holds a run and ``resume`` is False.
     """
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
     run = RunDir(output_dir)
     if not resume and run.holds_run():
         raise FileExistsError(f"{run} already holds a run: pass --resume to continue it, or another --output")
+    foreign = run.foreign_outputs()
+    if not resume and foreign:
+        raise FileExistsError(
+            f"{run} holds {foreign} but no run to resume: a new run would overwrite them; pick another --output "
+            "(or move them away)"
+        )
     changes = (
         recipe_changes(recipe, run.recipe_file, named=(*resume_changes, *RESUME_MAY_CHANGE), run_dir=run.path)
         if resume
@@ -462,6 +467,29 @@ def train(
         if recipe.log_with != "none":
             accelerator.init_trackers(recipe.name, config={k: str(v) for k, v in recipe.to_dict().items()})
     per_process = check_accelerator(recipe, accelerator)
+    # the main process owns the folder while it trains into it: a second training into it is refused
+    with run.lock() if accelerator.is_main_process else contextlib.nullcontext():
+        summary = _train_locked(
+            recipe,
+            accelerator,
+            run,
+            per_process=per_process,
+            resume=resume,
+            changes=changes,
+            progress=progress,
+        )
+    if owned and recipe.log_with != "none":
+        accelerator.end_training()  # closes the trackers (and tears the process group down): last, after finish
+    return summary
+
+
+def _train_locked(
+    recipe: Recipe, accelerator, run: RunDir, *, per_process: int, resume: bool, changes, progress: bool
+) -> dict[str, Any]:
+    """The body of :func:`train`, once the run directory is this process's."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
     set_seed(recipe.seed)
     if accelerator.is_local_main_process:
         _warn_if_oversubscribed(accelerator)
@@ -488,10 +516,7 @@ def train(
             row = evaluate_epoch(recipe, accelerator, parts, state, epoch)
             end_epoch(recipe, accelerator, parts, state, row, run=run, bar=bar)
     bar.close()
-    summary = finish(recipe, accelerator, parts, state, run=run)
-    if owned and recipe.log_with != "none":
-        accelerator.end_training()  # closes the trackers (and tears the process group down): last, after finish
-    return summary
+    return finish(recipe, accelerator, parts, state, run=run)
 
 
 @torch.no_grad()

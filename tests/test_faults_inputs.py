@@ -1,0 +1,156 @@
+"""Issue 24's schema and ownership holes, one test each: a registry read without a schema, names that escape or
+shadow, a hand-edited train_state.json, two trainings into one folder, a new run over a user's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import reset_accelerate, tiny_recipe
+
+from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.errors import DataError, FixNormZooError, RecipeError
+from fixnorm_zoo.recipe import load_recipe, parse_overrides
+from fixnorm_zoo.registry import Registry
+from fixnorm_zoo.rundir import RunDir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _registry_with(tmp_path: Path, models) -> Path:
+    path = tmp_path / "zoo.json"
+    path.write_text(json.dumps({"models": models}))
+    return path
+
+
+def _entry(**over) -> dict:
+    base = json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())["models"][0]
+    return {**base, **over}
+
+
+@pytest.mark.parametrize(
+    "models,match",
+    [
+        ([1], "expected a JSON object"),
+        (["abc"], "expected a JSON object"),
+        ([{"architecture": "resnet9s"}], "a name is letters"),
+        ([_entry(name="a\x1b[31mred")], "a name is letters"),
+        ([_entry(name="ok\nnewline")], "a name is letters"),
+        ([_entry(num_classes="ten")], "num_classes='ten'"),
+        ([_entry(hub={**_entry()["hub"], "filename": "../../../../etc/passwd"})], "plain file name"),
+        ([_entry(hub={**_entry()["hub"], "sha256": ""}, status="published")], "without a hub.sha256"),
+        ([_entry(), _entry()], "used by both"),
+        ([_entry(), _entry(name="other", aliases=[_entry()["name"]])], "used by both"),
+    ],
+    ids=[
+        "int",
+        "str",
+        "nameless",
+        "escape",
+        "newline",
+        "num_classes",
+        "filename",
+        "empty-sha",
+        "dup",
+        "shadow",
+    ],
+)
+def test_registry_schema_is_one_error_naming_file_and_entry(tmp_path, models, match) -> None:
+    path = _registry_with(tmp_path, models)
+    with pytest.raises(FixNormZooError, match=match) as err:
+        Registry(path).models()
+    assert str(path) in str(err.value)
+
+
+def test_registry_cli_error_is_one_line_and_special_files_do_not_hang(tmp_path) -> None:
+    path = _registry_with(tmp_path, [1])
+    r = subprocess.run(
+        [sys.executable, "-m", "fixnorm_zoo.cli", "list", "--registry", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in r.stderr
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(FixNormZooError, match="not a regular file"):  # used to block forever
+        Registry(fifo).models()
+
+
+def test_recipe_name_cannot_leave_runs(tmp_path) -> None:
+    for bad in ("../../x", "/etc/x", ".hidden", "a/b"):
+        with pytest.raises(RecipeError, match="recipe field name="):
+            load_recipe("fashion_mnist/demo_wd", overrides=parse_overrides([f"name={bad}"]))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("state") / "run"
+    train_mod.train(tiny_recipe(epochs=2, keep_last=1), output_dir=out, progress=False)
+    reset_accelerate()
+    return out
+
+
+@pytest.mark.parametrize(
+    "edit,reason",
+    [
+        ({"epoch": 99}, "one row per finished epoch \\(99\\)"),
+        ({"epoch": -3}, "non-negative"),
+        ({"num_updates": "many"}, "non-negative"),
+        (None, "expected a JSON object"),
+    ],
+    ids=["epoch99", "epoch-3", "updates-str", "not-a-dict"],
+)
+def test_hand_edited_train_state_is_refused(finished, tmp_path, edit, reason) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / "summary.json").unlink()  # an unfinished run to resume
+    for ckpt in (run / "checkpoints").iterdir():
+        if ckpt.is_dir():
+            state_file = ckpt / RunDir.TRAIN_STATE
+            state = json.loads(state_file.read_text())
+            state_file.write_text(json.dumps([] if edit is None else {**state, **edit}))
+    reset_accelerate()
+    with pytest.raises(DataError, match=reason):
+        train_mod.train(tiny_recipe(epochs=2, keep_last=1), output_dir=run, resume=True, progress=False)
+    reset_accelerate()
+
+
+def test_empty_train_state_is_refused(finished, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / "summary.json").unlink()
+    for ckpt in (run / "checkpoints").iterdir():
+        if ckpt.is_dir():
+            (ckpt / RunDir.TRAIN_STATE).write_text("{}")
+    with pytest.raises(DataError, match="epoch=None"):
+        train_mod.train(tiny_recipe(epochs=2, keep_last=1), output_dir=run, resume=True, progress=False)
+    reset_accelerate()
+
+
+def test_a_second_training_into_the_same_folder_is_refused(tmp_path) -> None:
+    run = tmp_path / "run"
+    with RunDir(run).lock():  # as another process training there holds it
+        with pytest.raises(FileExistsError, match="another process"):
+            train_mod.train(tiny_recipe(), output_dir=run, progress=False)
+    reset_accelerate()
+    assert not (run / "summary.json").exists()
+    train_mod.train(tiny_recipe(), output_dir=run, progress=False)  # free again once the other one is done
+    reset_accelerate()
+
+
+def test_new_run_over_a_users_files_is_refused(tmp_path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, text in (("weights.safetensors", "w"), ("log.jsonl", "l"), ("curves.png", "c")):
+        (out / name).write_text(text)
+    with pytest.raises(FileExistsError, match="no run to resume"):
+        train_mod.train(tiny_recipe(), output_dir=out, progress=False)
+    reset_accelerate()
+    assert (out / "weights.safetensors").read_text() == "w" and (out / "log.jsonl").read_text() == "l"
