@@ -136,9 +136,9 @@ def test_empty_train_state_is_refused(finished, tmp_path) -> None:
 
 def test_a_second_training_into_the_same_folder_is_refused(tmp_path) -> None:
     run = tmp_path / "run"
-    with RunDir(run).lock():  # as another process training there holds it
-        with pytest.raises(FileExistsError, match="another process"):
-            train_mod.train(tiny_recipe(), output_dir=run, progress=False)
+    # as another process training there holds it
+    with RunDir(run).lock(), pytest.raises(FileExistsError, match="another process"):
+        train_mod.train(tiny_recipe(), output_dir=run, progress=False)
     reset_accelerate()
     assert not (run / "summary.json").exists()
     train_mod.train(tiny_recipe(), output_dir=run, progress=False)  # free again once the other one is done
