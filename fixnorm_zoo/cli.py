@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import fnmatch
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -72,6 +74,11 @@ def _parse_space(items: list[str]) -> dict[str, list[float]] | None:
             sep = ""
         if not sep:
             raise RecipeError(f"--grid {item!r}: expected KNOB=V1,V2,... e.g. --grid lr=0.05,0.1,0.2")
+        bad = [v for v in space[knob.strip()] if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise RecipeError(
+                f"--grid {item!r}: {bad} not positive finite numbers (the lattice is log-scale)"
+            )
     return space or None
 
 
@@ -92,6 +99,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 "ones: drop --proxy-epochs/--proxy-subset, or drop --full-runs to tune on a proxy"
             )
         proxy_epochs = recipe.epochs
+    if args.proxy_subset is not None and args.proxy_subset <= 0:
+        raise RecipeError(
+            f"--proxy-subset {args.proxy_subset}: give a positive number of images, or leave it out"
+        )
     output = args.output or str(Path("runs") / "tune" / f"{recipe.name}_{args.strategy}")
     result = tune(
         recipe,
@@ -105,6 +116,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         recipe_ref=args.recipe,
+        extra_sets=tuple(args.set),
     )
     if not _is_main_process():
         return 0
@@ -113,7 +125,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         score = f"{r['score']:.2f}" if r["status"] == "ok" else "-"
         knobs = " ".join(f"{r['params'][k]:>12.6g}" for k in result["best"])
         print(f"{i:>3} {knobs}   {r['status']:<8} {score:>6} {r['time_s']:>7}")
-    sets = " ".join(f"--set {k}={v:.6g}" for k, v in result["best"].items())
+    import shlex
+
+    sets = " ".join(
+        [
+            *(f"--set {shlex.quote(x)}" for x in args.set),
+            *(f"--set {k}={v:.6g}" for k, v in result["best"].items()),
+        ]
+    )
     print(f"best proxy top-1 {result['score']:.2f}: fixnorm-zoo train {args.recipe} {sets}")
     print(f"wrote {output}/trials.jsonl, trials.csv, best.yaml, trials.png")
     return 0
@@ -384,9 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full disk, a read-only folder: the user's to fix, not a bug
         if debug or e.errno is None:  # errno None: not a file-system error (an HTTP error, say)
             raise
+        fixes = {
+            errno.ENAMETOOLONG: "use a shorter path",
+            errno.ENOSPC: "free space, then run the command again",
+            errno.EDQUOT: "free space within your quota, then run the command again",
+            errno.EROFS: "pick a writable location",
+            errno.EACCES: "pick a location you may write to",
+        }
         print(
-            f"fixnorm-zoo {args.command}: error: {e.strerror or e} ({e.filename or 'no file named'}): free space "
-            "or pick a writable location, then run the command again",
+            f"fixnorm-zoo {args.command}: error: {e.strerror or e} ({e.filename or 'no file named'}): "
+            f"{fixes.get(e.errno, 'free space or pick a writable location, then run the command again')}",
             file=sys.stderr,
         )
         return 2

@@ -116,6 +116,7 @@ def evaluate(
     results_csv: str | Path | None = None,
     tta: str = "none",
     mirror: str | Path | None = None,
+    accelerator=None,
 ) -> dict[str, Any]:
     """Top-1/top-5 of a zoo model, a run directory or an ``hf-hub:ORG/NAME`` model with the model's own eval transform.
 
@@ -129,6 +130,8 @@ def evaluate(
         results_csv: append the row (timm's results columns) to this CSV (single-view evaluations only).
         tta: ``"flip"`` averages each image's logits with its mirror's (reported as ``tta`` in the row).
         mirror: a folder in the Hub's layout to read a zoo model's weights from (default: ``$FIXNORM_ZOO_HUB``).
+        accelerator: an ``accelerate.Accelerator`` to evaluate with (as :func:`fixnorm_zoo.train.train` takes one);
+            default: a new one (CPU processes all-reduce over gloo).
 
     Raises:
         DataError: the data is missing, or its classes or channels do not match the model.
@@ -146,9 +149,12 @@ def evaluate(
         )
     if isinstance(batch_size, bool) or batch_size < 1:
         raise FixNormZooError(f"--batch-size {batch_size}: give a positive number of images per batch")
+    if isinstance(workers, bool) or workers < 0:
+        raise FixNormZooError(f"--workers {workers}: give 0 (load in this process) or a positive number")
     if results_csv is not None:
         check_results_csv(Path(results_csv))
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator is None:
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, cfg, name = load_source(source, mirror=mirror)
     batches, disjoint, num_classes = _batches_for(
         data, cfg, batch_size=batch_size, workers=workers, accelerator=accelerator

@@ -145,6 +145,12 @@ def read_verified_weights(info: ModelInfo, **fetch_kwargs) -> bytes:
         IntegrityError: the bytes' sha256 is not the registry's (both hashes and the file are named).
     """
     path = fetch_weights(info, **fetch_kwargs)
+    size = path.stat().st_size
+    if info.hub.size is not None and size != info.hub.size:  # before reading: a 12 GB file is not read whole
+        raise IntegrityError(
+            f"{info.name}: refusing to load {path}: it is {size:,} bytes but the registry pins {info.hub.size:,}. The "
+            "file was corrupted or replaced; delete it from the cache (or mirror) and download again"
+        )
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != info.hub.sha256:

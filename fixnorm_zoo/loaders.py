@@ -17,6 +17,11 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
             raise DataError(
                 f"Fashion-MNIST images are 1x28x28 grayscale; the recipe's input_size is {recipe.input_size}"
             )
+        if recipe.num_classes != 10:
+            raise DataError(
+                f"Fashion-MNIST has 10 classes (labels 0-9); the recipe's num_classes is {recipe.num_classes}: "
+                "set num_classes: 10"
+            )
         xtr, ytr = load_fashion_mnist(split="train", data_dir=recipe.data_dir)
         xte, yte = load_fashion_mnist(split="test", data_dir=recipe.data_dir)
         if recipe.holdout:

@@ -14,6 +14,7 @@ config; so every ImageNet-weights field is cleared at build time and the zoo's e
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,11 @@ def label_names_for(dataset: str, num_classes: int) -> tuple[str, ...] | None:
     return None
 
 
+MAX_PARAMS = 2_000_000_000
+MAX_PARAMS_ENV = "FIXNORM_ZOO_MAX_PARAMS"
+"""Models past this many parameters are refused before anything is allocated (override with the variable)."""
+
+
 def build_timm_model(
     architecture: str,
     *,
@@ -125,7 +131,8 @@ def build_timm_model(
     if not timm.is_model(architecture):
         close = difflib.get_close_matches(architecture, timm.list_models(), n=5)
         raise RecipeError(f"model={architecture!r} is not a timm architecture; close matches: {close}")
-    try:
+
+    def build():
         return timm.create_model(
             architecture,
             pretrained=False,
@@ -135,6 +142,21 @@ def build_timm_model(
             **kwargs,
             **model_args,
         )
+
+    try:
+        import torch
+
+        with torch.device(
+            "meta"
+        ):  # sized first, without memory: widths=[..., 100000] must not allocate 400 GB
+            count = sum(p.numel() for p in build().parameters())
+        limit = int(os.environ.get(MAX_PARAMS_ENV, MAX_PARAMS))
+        if count > limit:
+            raise RecipeError(
+                f"{architecture} with num_classes={num_classes}, model_args={model_args} has {count:,} parameters, "
+                f"over the limit of {limit:,}: check widths/num_classes, or raise the limit with {MAX_PARAMS_ENV}="
+            )
+        return build()
     except TypeError as e:
         raise RecipeError(f"model_args={model_args!r} rejected by timm {architecture!r}: {e}") from e
 

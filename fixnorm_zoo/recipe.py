@@ -192,6 +192,16 @@ class Recipe:
         ):
             if getattr(self, name) < 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be >= 0")
+        if self.seed >= 2**32:
+            raise RecipeError(
+                f"recipe field seed={self.seed}: must be below 2**32 (numpy's and CUDA's seed range)"
+            )
+        if self.num_classes > MAX_CLASSES:
+            raise RecipeError(f"recipe field num_classes={self.num_classes}: at most {MAX_CLASSES:,}")
+        if any(isinstance(v, int) and not 0 < v <= MAX_SIDE for v in self.input_size):
+            raise RecipeError(
+                f"recipe field input_size={self.input_size}: channels and sides must be from 1 to {MAX_SIDE}"
+            )
         if self.min_lr > self.lr:
             raise RecipeError(
                 f"recipe fields min_lr={self.min_lr} > lr={self.lr}: the schedule ends at min_lr <= lr"
@@ -293,6 +303,24 @@ def _as_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+MAX_INHERIT_DEPTH = 32
+MAX_CLASSES = 1_000_000
+MAX_SIDE = 4096
+MAX_RECIPE_BYTES = 1 << 20
+
+
+def _refuse_aliases(text: str, *, where: str) -> None:
+    """YAML anchors and aliases are refused before anything is built: a 300-byte 'billion laughs' document expands
+    to gigabytes (and a recipe has no use for them)."""
+    import yaml
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise RecipeError(
+                f"{where}: YAML anchors/aliases (& and *) are not accepted in recipes; write the values out"
+            )
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     import yaml
 
@@ -302,8 +330,16 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         )
     if path in seen:
         raise RecipeError(f"recipe {path} inherits from itself through {[str(p) for p in seen]}")
+    if len(seen) >= MAX_INHERIT_DEPTH:
+        raise RecipeError(
+            f"recipe {path}: inherit: chains past {MAX_INHERIT_DEPTH} files ({seen[0]} ...): flatten the recipe"
+        )
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"recipe {path} is over {MAX_RECIPE_BYTES} bytes: a recipe is a short YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+        _refuse_aliases(text, where=f"recipe {path}")
+        data = yaml.safe_load(text) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -361,7 +397,14 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for p in parents:
             target = target.setdefault(p, {})
-        target[leaf] = yaml.safe_load(raw)
+        try:
+            _refuse_aliases(raw, where=f"override {item!r}")
+            target[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise RecipeError(
+                f"override {item!r}: {raw!r} is not a YAML value ({getattr(e, 'problem', None) or e}); quote it or "
+                "close its brackets, e.g. --set lr=0.1 or --set 'widths=[16,32,64,128]'"
+            ) from None
     return out
 
 

@@ -48,8 +48,10 @@ def default_space(recipe, *, span: int = 4) -> Space:
 def proxy_overrides(recipe, *, proxy_epochs: float, proxy_subset: int | None, holdout: int) -> dict[str, Any]:
     """The fields that turn a recipe into its proxy: fewer epochs (warmup scaled alike), optionally fewer images,
     and a held-out split of the training set as the score (Fashion-MNIST)."""
-    if proxy_epochs <= 0:
-        raise RecipeError(f"proxy_epochs={proxy_epochs!r}: must be > 0")
+    if not math.isfinite(proxy_epochs) or proxy_epochs <= 0:
+        raise RecipeError(f"proxy_epochs={proxy_epochs!r}: must be a finite number > 0")
+    if proxy_subset is not None and proxy_subset <= 0:
+        raise RecipeError(f"proxy_subset={proxy_subset!r}: must be a positive number of images, or None")
     epochs = max(1, round(proxy_epochs))
     overrides: dict[str, Any] = {
         "epochs": epochs,
@@ -72,7 +74,25 @@ class TrialLog:
         self.writer = writer  # under torchrun/accelerate every rank runs the search; the main process writes
         self.records: dict[str, dict[str, Any]] = {}
         if path.exists():
-            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            lines = []
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise FixNormZooError(
+                        f"{path} line {number} is not a JSON record ({e.msg}): restore the log, or delete that line "
+                        "to run its trial again"
+                    ) from None
+                if not isinstance(record, dict) or (
+                    lines and not {"trial", "params", "status"} <= set(record)
+                ):
+                    raise FixNormZooError(
+                        f"{path} line {number} is not a trial record: restore the log, or delete that line to run its "
+                        "trial again"
+                    )
+                lines.append(record)
             if lines and lines[0].get("meta") != meta:
                 raise FixNormZooError(
                     f"{path} was written for other settings ({lines[0].get('meta')}); use another --output"
@@ -144,8 +164,12 @@ def tune(
     seed: int = 0,
     progress: bool = True,
     recipe_ref: str | None = None,
+    extra_sets: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Search ``recipe``'s knobs with at most ``trials`` proxy runs; return the best point and where things went.
+
+    ``extra_sets``: the ``--set KEY=VALUE`` overrides the recipe was loaded with, repeated in ``best.yaml``'s train
+    command so that it trains what was tuned.
 
     Writes into ``output_dir``: ``trials.jsonl`` (every trial, as it finishes), ``trials.csv`` (the table),
     ``best.yaml`` (the winning overrides), ``trials.png`` (the searched points, colour = score), and one run
@@ -204,11 +228,18 @@ def tune(
     best_params, best_score = max(ok, key=lambda t: t[1])
     records = [log.records[param_key(p)] for p, _ in order]
     if accelerator.is_main_process:
-        _write_outputs(out, records, best_params, knobs, recipe_ref or recipe.name)
+        _write_outputs(out, records, best_params, knobs, recipe_ref or recipe.name, tuple(extra_sets))
     return {"best": best_params, "score": best_score, "trials": records, "output_dir": str(out)}
 
 
-def _write_outputs(out: Path, records: list[dict[str, Any]], best: Params, knobs, recipe_ref: str) -> None:
+def _write_outputs(
+    out: Path,
+    records: list[dict[str, Any]],
+    best: Params,
+    knobs,
+    recipe_ref: str,
+    extra_sets: tuple[str, ...],
+) -> None:
 
     from fixnorm_zoo.atomic import atomic_write_text
 
@@ -218,7 +249,11 @@ def _write_outputs(out: Path, records: list[dict[str, Any]], best: Params, knobs
     for i, r in enumerate(records, 1):
         w.writerow([i, *(r["params"][k] for k in knobs), r["status"], r.get("score"), r["time_s"]])
     atomic_write_text(out / "trials.csv", table.getvalue())
-    sets = " ".join(f"--set {k}={best[k]:.6g}" for k in knobs)
+    import shlex
+
+    sets = " ".join(
+        [*(f"--set {shlex.quote(x)}" for x in extra_sets), *(f"--set {k}={best[k]:.6g}" for k in knobs)]
+    )
     atomic_write_text(
         out / "best.yaml",
         f"# best of {len(records)} trials; train with: fixnorm-zoo train {recipe_ref} {sets}\n"
