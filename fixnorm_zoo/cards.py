@@ -102,9 +102,15 @@ def _card_data(*, name: str, recipe, measured: dict[str, Any], split: str, licen
     from huggingface_hub import EvalResult, ModelCardData
 
     dataset_name, dataset_id = DATASETS[recipe.dataset]
-    tags = ["image-classification", "timm", "fixnorm", recipe.dataset.replace("_", "-")]
-    if recipe.method == "wd":
-        tags.append("baseline")
+    method_tags = ["fixnorm"] if recipe.method == "fixnorm" else ["weight-decay", "baseline"]
+    # arxiv:ID: the Hub links the paper page from this tag
+    tags = [
+        "image-classification",
+        "timm",
+        *method_tags,
+        recipe.dataset.replace("_", "-"),
+        "arxiv:2103.15345",
+    ]
     results = [
         EvalResult(
             task_type="image-classification",

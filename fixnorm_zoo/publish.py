@@ -454,6 +454,41 @@ def _write_repo_folder(
         license=existing.license if existing else "apache-2.0",
     )
     (folder / "README.md").write_text(card)
-    for name in (WEIGHTS_FILE, "config.json", "README.md", "curves.png", comparison):
+    _write_provenance_files(run_dir, folder, measured=measured, summary=summary)
+    for name in (WEIGHTS_FILE, "config.json", "README.md", "curves.png", comparison, *PROVENANCE_FILES):
         if name and (folder / name).exists():
             (folder / name).chmod(0o644)  # what we wrote is readable by the mirror's users (timm writes 0600)
+
+
+PROVENANCE_FILES = ("train_hparams.yaml", "log.jsonl", "results.csv", "provenance.json")
+"""What each published repo carries besides the weights, so that its number can be traced (timm issue 1959,
+mmpretrain 1954/789): the resolved recipe, the per-epoch log, the gate's measurement in timm's results-CSV columns,
+and where it ran (code revision, library versions, hardware) for training and for the gate."""
+
+
+def _write_provenance_files(
+    run_dir: Path, folder: Path, *, measured: dict[str, Any], summary: dict[str, Any]
+) -> None:
+    import csv
+    import io
+    import json
+
+    from fixnorm_zoo.metrics import RESULTS_COLUMNS
+    from fixnorm_zoo.provenance import provenance
+
+    run = RunDir(run_dir)
+    shutil.copyfile(run.recipe_file, folder / "train_hparams.yaml")
+    shutil.copyfile(run.log_file, folder / "log.jsonl")
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(RESULTS_COLUMNS)
+    writer.writerow([measured[c] for c in RESULTS_COLUMNS])
+    (folder / "results.csv").write_text(table.getvalue())
+    record = {
+        "training": summary.get("provenance"),
+        "training_threads": summary.get("threads"),
+        "train_time_s": summary.get("train_time_s"),
+        "num_processes": summary.get("num_processes"),
+        "evaluation": provenance(),
+    }
+    (folder / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")

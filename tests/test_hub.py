@@ -217,8 +217,19 @@ def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) ->
         "config.json",
         "curves.png",
         "fixnorm_vs_wd.png",
+        "log.jsonl",
         "model.safetensors",
+        "provenance.json",
+        "results.csv",
+        "train_hparams.yaml",
     ]
+    # what users ask for with each checkpoint: the recipe as run, the log, the measured row, where it ran
+    assert (out / "train_hparams.yaml").read_text() == (runs["a"] / "recipe.yaml").read_text()
+    assert (out / "log.jsonl").read_text() == (runs["a"] / "log.jsonl").read_text()
+    results = (out / "results.csv").read_text().splitlines()
+    assert results[0].startswith("model,img_size,top1") and f",{round(result['top1'], 3)}," in results[1]
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["evaluation"]["hardware"] and "torch" in prov["evaluation"]["versions"]
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "resnet18" and config["num_classes"] == 10
     assert config["model_args"]["channels"] == [8, 16, 32, 64]
@@ -227,6 +238,7 @@ def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) ->
     assert card.startswith("---\n") and "library_name: timm" in card and "model-index:" in card
     assert f"value: {round(result['top1'], 2)}" in card and result["sha256"] in card
     assert "fixnorm-zoo eval" in card and "fc_norm" in card and "(wd, run b)" in card
+    assert "arxiv:2103.15345" in card and "- fixnorm" in card and "weight-decay" not in card.split("---")[1]
     assert json.loads(registry.read_text()) == json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())
 
 
