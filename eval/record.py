@@ -510,6 +510,39 @@ def targets_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+FULL_TUNES = {"fixnorm": "full_resnet9s_fixnorm", "wd": "full_resnet9s_wd"}
+"""Issue 20's tuning protocol: each method's 3x3 grid of full-length runs, scored on held-out training images."""
+
+
+def tuning_table(rows: list[dict[str, str]]) -> str:
+    """Each method's full-run tuning grid: held-out top-1 per (regularizer, lr), the winner in bold, and the
+    budget spent in training epochs."""
+    out = []
+    for method, tune_id in FULL_TUNES.items():
+        trials = [r for r in rows if r["id"].startswith(tune_id + "/") and r["status"] == "ok"]
+        if not trials:
+            continue
+        points = {tuple(x.split("=", 1) for x in r["set"].split(";")): float(r["top1"]) for r in trials}
+        knob = "fc_norm" if method == "fixnorm" else "weight_decay"
+        grid = {(float(dict(k)[knob]), float(dict(k)["lr"])): v for k, v in points.items()}
+        lrs = sorted({lr for _, lr in grid})
+        best = max(grid, key=grid.get)
+        epochs = sum(int(r["epochs"]) for r in trials)
+        out.append(
+            f"| {METHOD_LABEL[method]}: `{knob}` \\ lr | " + " | ".join(f"{lr:g}" for lr in lrs) + " |"
+        )
+        out.append("|---|" + "---|" * len(lrs))
+        for k in sorted({k for k, _ in grid}):
+            cells = []
+            for lr in lrs:
+                v = grid.get((k, lr))
+                cells.append("-" if v is None else (f"**{v:.2f}**" if (k, lr) == best else f"{v:.2f}"))
+            out.append(f"| {k:g} | " + " | ".join(cells) + " |")
+        out.append(f"| *{len(trials)} full runs, {epochs} epochs* |" + " |" * len(lrs))
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
 def zoo_table() -> str:
     """Every registry entry: architecture, data, method, size, and the measured top-1 of published weights."""
     from fixnorm_zoo.registry import Registry
@@ -535,6 +568,7 @@ TABLES = {
     "fast": fast_table,
     "baseline": baseline_table,
     "targets": targets_table,
+    "tuning": tuning_table,
 }
 _BLOCK = re.compile(r"(<!-- record:(\w+) -->\n)(.*?)(\n<!-- /record:\2 -->)", re.S)
 

@@ -88,11 +88,11 @@ class ModelInfo:
             raise FixNormZooError(
                 f"registry entry {d!r}: expected a JSON object with name, architecture, ..."
             )
-        _check_entry(d)
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - allowed
         if unknown:
             raise FixNormZooError(f"registry entry {d.get('name')!r}: unknown fields {sorted(unknown)}")
+        _check_entry(d)
         d = dict(d)
         d["aliases"] = tuple(d.get("aliases", ()))
         d["hub"] = HubFile(**d.get("hub", {}))
