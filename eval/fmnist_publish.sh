@@ -3,7 +3,7 @@
 # and its weight-decay twin (tagged as the baseline) go through `fixnorm-zoo publish` (re-evaluation gate, timm
 # format, model card) into zoo_mirror/, the release folder in the Hub's layout (`fixnorm-zoo push zoo_mirror`
 # uploads it and pins the commits); fixnorm_zoo/zoo.json gets the measured numbers, sizes and sha256.
-#   eval/fmnist_publish.sh [FAMILY ...]        (default: resnet9s, the fast recipe's runs in runs/fast/)
+#   eval/fmnist_publish.sh [FAMILY ...]        (default: resnet9s, the full-run-tuned pair in runs/baseline/)
 # Older families (resnet18 mobilenetv2_050 tinynet_e) came from runs/fmnist/ (eval/fmnist_zoo_jobs.sh); a re-publish
 # of an entry that has weights needs REPLACE=1.
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 families=("$@"); [ ${#families[@]} -eq 0 ] && families=(resnet9s)
 replace=(); [ "${REPLACE:-0}" = 1 ] && replace=(--replace)
 for f in "${families[@]}"; do
-  base=runs/fmnist; [ "$f" = resnet9s ] && base=runs/fast
+  base=runs/fmnist; [ "$f" = resnet9s ] && base=runs/baseline  # the pair tuned on full runs (issue 20)
   fix=$base/${f}_fixnorm_s0; wd=$base/${f}_wd_s0
   .venv/bin/fixnorm-zoo publish "$wd" --repo-id "fixnorm-zoo/fmnist_${f}_wd" --name "fmnist_${f}_wd" \
     --twin "$fix" --mirror zoo_mirror "${replace[@]}"

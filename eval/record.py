@@ -557,9 +557,15 @@ def zoo_table() -> str:
         measured = f"{m.top1:.2f} / {m.top5:.2f} ({m.eval_split})" if m.top1 is not None else "-"
         lines.append(
             f"| `{m.name}` | {arch} @ {size} | {m.dataset} | {m.method} | {m.params_m:.2f}M | {m.gmacs:.3g} | "
-            f"{m.paper_top1 or '-'} | {measured} | {m.status} |"
+            f"{m.paper_top1 or '-'} | {measured} | {_status(m)} |"
         )
     return "\n".join(lines)
+
+
+def _status(m) -> str:
+    if m.status == "retired":
+        return f"retired (older; superseded by `{m.superseded_by}`)"
+    return f"{m.status}, bundled" if m.hub.bundled else m.status
 
 
 TABLES = {

@@ -1,5 +1,6 @@
-"""Model cards: the repo's ``README.md`` rendered from the package's ``templates/model_card.md`` with huggingface_hub's
-``ModelCard`` (Hub YAML metadata with a ``model-index`` of the measured results)."""
+"""Model cards: the repo's ``README.md`` rendered from ``model_cards/template.md`` (installed as
+``fixnorm_zoo.model_cards``) with huggingface_hub's ``ModelCard`` (Hub YAML metadata with a ``model-index`` of the
+measured results); and the card of a registry entry that has no published run (a recipe, or a retired model)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import importlib.resources
 from pathlib import Path
 from typing import Any
 
-TEMPLATE = Path(str(importlib.resources.files("fixnorm_zoo").joinpath("templates", "model_card.md")))
+
+def _cards_dir() -> Path:
+    try:
+        return Path(str(importlib.resources.files("fixnorm_zoo.model_cards")))
+    except ModuleNotFoundError:  # a checkout on sys.path without an install: the root folder itself
+        return Path(__file__).resolve().parent.parent / "model_cards"
+
+
+CARDS_DIR = _cards_dir()
+TEMPLATE = CARDS_DIR / "template.md"
 DATASETS = {
     "fashion_mnist": ("Fashion-MNIST", "zalando-datasets/fashion_mnist"),
     "imagenet": ("ImageNet-1k", "ILSVRC/imagenet-1k"),
@@ -160,3 +170,41 @@ def _method_texts(recipe) -> tuple[str, str]:
             f"({recipe.optimizer}, {recipe.sched}, {recipe.epochs} epochs, batch {recipe.batch_size})."
         )
     return method_text, fixnorm_text
+
+
+def render_entry_card(info) -> str:
+    """The card of a registry entry without a published run: a recipe (what it is, how to train it, and that nothing
+    is measured yet) or a retired model (its successor, and its numbers kept on record)."""
+    from huggingface_hub import ModelCardData
+
+    method = "FixNorm" if info.method == "fixnorm" else "weight decay (the FixNorm model's baseline twin)"
+    tags = [
+        "image-classification",
+        "timm",
+        "fixnorm" if info.method == "fixnorm" else "weight-decay",
+        "arxiv:2103.15345",
+    ]
+    data = ModelCardData(library_name="timm", license=info.license, tags=tags, model_name=info.name)
+    size = "x".join(str(v) for v in info.eval_setting.get("input_size", [])[1:])
+    lines = [
+        f"# {info.name}",
+        "",
+        f"timm `{info.architecture}`"
+        + (f" with `model_args={info.model_args}`" if info.model_args else "")
+        + f" at {size} px, {info.dataset}, trained with {method}; recipe `{info.recipe}`.",
+        "",
+    ]
+    if info.status == "retired":
+        lines += [
+            f"**Retired**: an older model, superseded by `{info.superseded_by}`; its weights are no longer served "
+            f"(`fixnorm_zoo.load` names the successor). On record: test top-1 {info.top1} / top-5 {info.top5} "
+            f"({info.eval_split} split), weights sha256 `{info.hub.sha256}`. {info.notes}",
+        ]
+    else:
+        paper = f" The FixNorm paper reports {info.paper_top1}% top-1 for it." if info.paper_top1 else ""
+        lines += [
+            f"**Recipe only**: no weights are published and no accuracy of it is measured here.{paper} Train it with "
+            f"`fixnorm-zoo train {info.recipe}`; params {info.params_m} M, {info.gmacs} GMACs (measured from the "
+            "built model).",
+        ]
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"

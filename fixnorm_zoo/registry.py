@@ -258,7 +258,9 @@ class Registry:
             UnknownModelError: no entry publishes that repo.
         """
         for m in self.models():
-            if m.hub.repo_id == repo_id:
+            if (
+                m.hub.repo_id == repo_id and m.status != "retired"
+            ):  # a retired entry's repo now holds its successor
                 return m
         raise UnknownModelError(
             f"hf-hub:{repo_id} is not a zoo repo in {self.path}; load it with timm.create_model('hf-hub:{repo_id}', "

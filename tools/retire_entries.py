@@ -1,8 +1,8 @@
-"""Retire zoo entries before their names are republished: each ``OLD`` entry of fixnorm_zoo/zoo.json is renamed
-``NEW``, marked ``status: retired`` with ``superseded_by: OLD`` (the name the new model will take), and loses its
-aliases (they move to the new model when it is published). Its measured numbers, recipe and sha256 stay on record;
-``load`` refuses it with a line naming the replacement. The release folder is left alone: publishing the new model
-to the same repo replaces the files there.
+"""Retire zoo entries before their names are republished: each ``OLD`` entry of fixnorm_zoo/zoo.json is copied to
+``NEW``, marked ``status: retired`` with ``superseded_by: OLD`` (the name the new model takes), without aliases and
+not bundled; ``OLD`` itself stays, for ``fixnorm-zoo publish --replace`` to put the new model in (keeping its
+aliases, twin link and license). The retired copy keeps the old measured numbers, recipe and sha256 on record;
+``load`` refuses it with a line naming the replacement.
 
     .venv/bin/python tools/retire_entries.py OLD=NEW [OLD=NEW ...] --note "why"
 """
@@ -50,8 +50,7 @@ def main() -> int:
             hub=dataclasses.replace(info.hub, bundled=False),  # not served: not shipped either
         )
         registry.upsert(retired, replace=False)
-        registry.remove(old)
-        print(f"retired {old} as {new} (superseded by the next {old})")
+        print(f"kept the current {old} on record as {new} (retired); publish the new model with --replace")
     return 0
 
 
