@@ -522,7 +522,9 @@ def tuning_table(rows: list[dict[str, str]]) -> str:
         trials = [r for r in rows if r["id"].startswith(tune_id + "/") and r["status"] == "ok"]
         if not trials:
             continue
-        points = {tuple(tuple(x.split("=", 1)) for x in r["set"].split(";")): float(r["top1"]) for r in trials}
+        points = {
+            tuple(tuple(x.split("=", 1)) for x in r["set"].split(";")): float(r["top1"]) for r in trials
+        }
         knob = "fc_norm" if method == "fixnorm" else "weight_decay"
         grid = {(float(dict(k)[knob]), float(dict(k)["lr"])): v for k, v in points.items()}
         lrs = sorted({lr for _, lr in grid})

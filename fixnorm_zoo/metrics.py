@@ -107,12 +107,12 @@ def results_row(
 def check_results_csv(path: Path) -> None:
     """Before any evaluation work: the results CSV must be a regular file (or creatable) with timm's columns; a
     symlink, device or FIFO is refused, never replaced."""
+    if path.is_dir():
+        raise FixNormZooError(f"--results-csv {path} is a directory: name a CSV file")
     try:
         check_writable_target(path)
     except FileExistsError as e:
         raise FixNormZooError(f"--results-csv: {e}") from None
-    if path.is_dir():
-        raise FixNormZooError(f"--results-csv {path} is a directory: name a CSV file")
     if not path.parent.is_dir():
         raise FixNormZooError(
             f"--results-csv {path}: its folder {path.parent} does not exist; create it first"

@@ -32,6 +32,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "weights.safetensors"))
 
 
+@pytest.mark.slow  # ~1 min: CI runs it (make test-slow)
 @pytest.mark.multiproc
 def test_two_nodes_train_as_two_processes_on_one_node(tmp_path: Path) -> None:
     port = _free_port()
@@ -81,6 +82,7 @@ def test_two_nodes_train_as_two_processes_on_one_node(tmp_path: Path) -> None:
     assert printed.count("epoch 2/2:") == 1 and printed.count("top-1") == 1  # the output printed once
 
 
+@pytest.mark.slow  # ~1 min: CI runs it (make test-slow)
 @pytest.mark.multiproc
 def test_sbatch_script_requeues_a_preempted_job_and_the_requeued_job_resumes(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"

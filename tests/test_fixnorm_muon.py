@@ -76,8 +76,10 @@ def test_muon_base_trains_and_holds_the_norms(channels_last: bool) -> None:
     opt = _fixnorm_muon(model)
     assert isinstance(opt.base_optimizer, MatrixOptimizer)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    losses = _train(model, opt, _batches(40), channels_last=channels_last)
-    assert losses[-1] < losses[0] - 0.2  # it learns
+    losses = _train(model, opt, _batches(4) * 10, channels_last=channels_last)  # 4 batches seen 10 times
+    assert (
+        sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.2
+    )  # it fits them (random labels: only memorizing helps)
     conv_weights = ["0.weight", "3.weight"]
     for n, p in model.named_parameters():
         assert not torch.equal(p, before[n]), f"{n} never moved"

@@ -27,7 +27,9 @@ def test_recipe_and_retired_cards_say_what_is_and_is_not_measured() -> None:
         info, text = model_info(name), (CARDS_DIR / f"{name}.md").read_text()
         assert text.startswith("---\n") and "library_name: timm" in text
         if info.status != "published":
-            assert "arxiv:2103.15345" in text  # published cards: as publish wrote them (older ones predate the tag)
+            assert (
+                "arxiv:2103.15345" in text
+            )  # published cards: as publish wrote them (older ones predate the tag)
         if info.status == "recipe":
             assert "no accuracy of it is measured here" in text and f"fixnorm-zoo train {info.recipe}" in text
         elif info.status == "retired":
