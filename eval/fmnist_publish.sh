@@ -13,8 +13,8 @@ replace=(); [ "${REPLACE:-0}" = 1 ] && replace=(--replace)
 for f in "${families[@]}"; do
   base=runs/fmnist; [ "$f" = resnet9s ] && base=runs/baseline  # the pair tuned on full runs (issue 20)
   fix=$base/${f}_fixnorm_s0; wd=$base/${f}_wd_s0
-  .venv/bin/fixnorm-zoo publish "$wd" --repo-id "fixnorm-zoo/fmnist_${f}_wd" --name "fmnist_${f}_wd" \
-    --twin "$fix" --mirror zoo_mirror "${replace[@]}"
-  .venv/bin/fixnorm-zoo publish "$fix" --repo-id "fixnorm-zoo/fmnist_$f" --name "fmnist_$f" \
-    --twin "$wd" --mirror zoo_mirror "${replace[@]}"
+  .venv/bin/fixnorm-zoo publish "$wd" --repo-id "fixnorm-zoo/fmnist_${f}_wd" --name "${f}.wd_fmnist" \
+    --twin "$fix" --mirror zoo_mirror --registry fixnorm_zoo/zoo.json "${replace[@]}"
+  .venv/bin/fixnorm-zoo publish "$fix" --repo-id "fixnorm-zoo/fmnist_$f" --name "${f}.fixnorm_fmnist" \
+    --twin "$wd" --mirror zoo_mirror --registry fixnorm_zoo/zoo.json "${replace[@]}"
 done

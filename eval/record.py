@@ -44,6 +44,8 @@ RESULTS = ROOT / "eval" / "results.csv"
 LOGS = ROOT / "eval" / "logs"
 TUNER = ROOT / "eval" / "tuner"
 README = ROOT / "README.md"
+PAGES = (README, *sorted((ROOT / "docs").glob("*.md")))
+"""The pages whose ``record:`` blocks are generated: the README and the docs pages it links."""
 TARGETS = (93, 94, 95)
 COLUMNS = (
     "id",
@@ -213,8 +215,7 @@ def _eval(run_dir: str, *, tta: str, results_csv: str | None = None) -> dict[str
 def run_train(entry: dict[str, Any], *, threads: int, yardstick=None) -> dict[str, Any]:
     """Train (or resume) one manifest run alone on ``threads`` threads, evaluate it, and return its row.
 
-    ``yardstick``: a callable returning this invocation's yardstick measurement (measured once, before the first
-    run that trains here); a run resumed from an earlier session's checkpoint is not timed in reference epochs,
+    ``yardstick``: a callable measuring the yardstick, called right before the run trains; a run resumed from an earlier session's checkpoint is not timed in reference epochs,
     since part of its seconds ran on another machine."""
     run_dir = entry.get("run_dir") or f"runs/record/{entry['id']}"
     args = ["train", entry["recipe"], *(a for s in _sets(entry) for a in ("--set", s)), "--output", run_dir]
@@ -318,15 +319,11 @@ def run_tune(entry: dict[str, Any], *, threads: int) -> list[dict[str, Any]]:
 def run(only: list[str] | None) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     default_threads = int(manifest.get("threads", 2))
-    measured: dict[int, dict[str, Any]] = {}
 
     def yardstick_for(threads: int):
-        def get() -> dict[str, Any]:
-            if threads not in measured:  # once per invocation and thread count, before the first timed run
-                measured[threads] = measure_yardstick(threads=threads)
-            return measured[threads]
-
-        return get
+        # right before each timed run: the machine's speed drifts within an hour (the yardstick read 30.7 and
+        # 47.6 s in one session), so a figure measured once per invocation misprices the later runs
+        return lambda: measure_yardstick(threads=threads)
 
     for entry in manifest.get("tunes") or []:
         done = any(r["id"].startswith(entry["id"] + "/") for r in read_rows())
@@ -510,6 +507,69 @@ def targets_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+ABLATION_GROUP = "ablation"
+"""Issue 20's frontier: manifest runs of a baseline recipe with one change (``set``), described by their ``change``."""
+
+
+def ablation_table(rows: list[dict[str, str]]) -> str:
+    """Each change against the baseline rows of the same method and seeds: top-1 per seed, the mean gain, the
+    baseline's seed-to-seed std, the cost in reference epochs, and the verdict the 2x-std rule gives."""
+    changes = {e["id"]: e.get("change", "") for e in yaml.safe_load(MANIFEST.read_text())["runs"]}
+    base = {(r["method"], r["seed"]): r for r in rows if r["group"] == "baseline"}
+    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        if r["group"] == ABLATION_GROUP:
+            groups[(r["method"], r["set"])].append(r)
+    head = [
+        "change",
+        "method",
+        "seeds",
+        "top-1 per seed (baseline)",
+        "mean gain",
+        "baseline std (3 seeds)",
+        "ref. epochs per run (baseline)",
+        "verdict",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (method, _set), rs in sorted(groups.items(), key=lambda kv: min(r["id"] for r in kv[1])):
+        rs = sorted(rs, key=lambda r: int(r["seed"]))
+        pairs = [(r, base.get((method, r["seed"]))) for r in rs]
+        if any(b is None for _, b in pairs):
+            raise SystemExit(
+                f"error: ablation rows {[r['id'] for r in rs]} need baseline rows of the same seeds"
+            )
+        gains = [float(r["top1"]) - float(b["top1"]) for r, b in pairs]
+        base_all = [float(b["top1"]) for (m, _), b in base.items() if m == method]
+        sd = statistics.stdev(base_all) if len(base_all) > 1 else 0.0
+        gain = statistics.mean(gains)
+        if abs(gain) <= 2 * sd:
+            verdict = (
+                "no measured gain (inside 2x std)" if len(rs) >= 3 else "inside 2x std at 1 seed: more seeds"
+            )
+        elif gain > 0:
+            verdict = "**pays**" if len(rs) >= 3 else f"better by over 2x std ({len(rs)} seed)"
+        else:
+            verdict = "costs (below 2x std)"
+        cost = f"{_stat([float(r['ref_epochs']) for r in rs])} ({_stat([float(b['ref_epochs']) for _, b in pairs])})"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    changes.get(rs[0]["id"]) or f"`{rs[0]['set']}`",
+                    METHOD_LABEL.get(method, method),
+                    str(len(rs)),
+                    ", ".join(f"{float(r['top1']):.2f} ({float(b['top1']):.2f})" for r, b in pairs),
+                    f"{gain:+.2f}",
+                    f"{sd:.2f}",
+                    cost,
+                    verdict,
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 FULL_TUNES = {"fixnorm": "full_resnet9s_fixnorm", "wd": "full_resnet9s_wd"}
 """Issue 20's tuning protocol: each method's 3x3 grid of full-length runs, scored on held-out training images."""
 
@@ -577,8 +637,9 @@ TABLES = {
     "baseline": baseline_table,
     "targets": targets_table,
     "tuning": tuning_table,
+    "ablation": ablation_table,
 }
-_BLOCK = re.compile(r"(<!-- record:(\w+) -->\n)(.*?)(\n<!-- /record:\2 -->)", re.S)
+BLOCK = re.compile(r"(<!-- record:(\w+) -->\n)(.*?)(\n<!-- /record:\2 -->)", re.S)
 
 
 def render_readme(text: str, rows: list[dict[str, str]]) -> str:
@@ -589,7 +650,7 @@ def render_readme(text: str, rows: list[dict[str, str]]) -> str:
         table = TABLES[name]() if name == "zoo" else TABLES[name](rows)
         return m.group(1) + table + m.group(4)
 
-    return _BLOCK.sub(fill, text)
+    return BLOCK.sub(fill, text)
 
 
 def _history(row: dict[str, str]) -> list[dict[str, Any]]:
@@ -685,17 +746,23 @@ def main() -> int:
         run(args.only)
         return 0
     rows = read_rows()
-    text = README.read_text()
-    new = render_readme(text, rows)
-    if args.check:
+    stale = []
+    for page in PAGES:
+        text = page.read_text()
+        new = render_readme(text, rows)
         if new != text:
+            stale.append(page)
+            if not args.check:
+                atomic_write_text(page, new)
+    if args.check:
+        if stale:
+            names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
             print(
-                "README.md's generated tables differ from eval/results.csv: run eval/record.py readme",
+                f"{names}: generated tables differ from eval/results.csv: run eval/record.py readme",
                 file=sys.stderr,
             )
             return 1
         return 0
-    atomic_write_text(README, new)
     for path in draw_figures(rows):
         print(f"wrote {path.relative_to(ROOT)}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import fnmatch
 import json
@@ -241,11 +242,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEBUG_HELP = "show the traceback of an error (also FIXNORM_ZOO_DEBUG=1)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fixnorm-zoo", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the subcommand too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
-    p = sub.add_parser("train", help="train a recipe (one process, or under accelerate launch / torchrun)")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command("train", help="train a recipe (one process, or under accelerate launch / torchrun)")
     p.add_argument(
         "recipe", help="a recipe YAML path or a name under recipes/, e.g. fashion_mnist/resnet18_fixnorm"
     )
@@ -258,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser(
+    p = command(
         "eval",
         help="top-1/top-5 of a zoo model, run directory or hf-hub:ORG/NAME with its own eval transform",
     )
@@ -280,31 +290,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("list", help="the zoo's models, a table (or the shipped recipes)")
+    p = command("list", help="the zoo's models, a table (or the shipped recipes)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
     p.add_argument("--pretrained", action="store_true", help="only models with published weights")
     p.add_argument("--recipes", action="store_true", help="list the recipes shipped with the package instead")
-    p.add_argument("--registry", help="registry file (default: the package's zoo.json)")
+    p.add_argument(
+        "--registry",
+        help="registry file (default: the package's zoo.json with your publishes (~/.cache/huggingface/fixnorm_zoo/zoo.json) merged over it)",
+    )
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("info", help="one zoo model's registry entry")
+    p = command("info", help="one zoo model's registry entry")
     p.add_argument("name")
-    p.add_argument("--registry", help="registry file (default: the package's zoo.json)")
+    p.add_argument(
+        "--registry",
+        help="registry file (default: the package's zoo.json with your publishes (~/.cache/huggingface/fixnorm_zoo/zoo.json) merged over it)",
+    )
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser(
-        "push", help="upload a release folder's published models to the Hub and pin their commits"
-    )
+    p = command("push", help="upload a release folder's published models to the Hub and pin their commits")
     p.add_argument(
         "release", help="a folder in the Hub's layout, ORG/NAME/... (this repository's zoo_mirror)"
     )
     p.add_argument(
         "--name", action="append", help="only this zoo model (repeatable; default: every one found)"
     )
-    p.add_argument("--registry", help="registry file to pin the commits in (default: the package's zoo.json)")
+    p.add_argument(
+        "--registry",
+        help="registry file to pin the commits in (default: your registry file, ~/.cache/huggingface/fixnorm_zoo/zoo.json"
+        " or $FIXNORM_ZOO_USER_REGISTRY; never the installed package)",
+    )
     p.set_defaults(func=_cmd_push)
 
-    p = sub.add_parser("publish", help="re-verify a finished run, then publish it with its model card")
+    p = command("publish", help="re-verify a finished run, then publish it with its model card")
     p.add_argument("run_dir")
     p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub (or under the mirror)")
     p.add_argument("--name", help="zoo name (default: the registry entry matching the recipe's name)")
@@ -320,13 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--twin", help="the weight-decay twin's run directory (its result and a plot go in the card)"
     )
     p.add_argument("--data", help="evaluation data for the re-check (default: the recipe's dataset)")
-    p.add_argument("--registry", help="registry file to update (default: the package's zoo.json)")
+    p.add_argument(
+        "--registry",
+        help="registry file to update (default: your registry file, ~/.cache/huggingface/fixnorm_zoo/zoo.json or "
+        "$FIXNORM_ZOO_USER_REGISTRY; never the installed package)",
+    )
     p.add_argument(
         "--replace", action="store_true", help="allow replacing an entry that has published weights"
     )
     p.set_defaults(func=_cmd_publish)
 
-    p = sub.add_parser(
+    p = command(
         "tune", help="search LR and fc_norm (or weight_decay) on proxy or full-length runs (--full-runs)"
     )
     p.add_argument("recipe", help="a recipe YAML path or a name under recipes/")
@@ -367,9 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_tune)
 
-    p = sub.add_parser(
-        "demo", help="FixNorm vs its weight-decay twin on Fashion-MNIST, same recipe and budget"
-    )
+    p = command("demo", help="FixNorm vs its weight-decay twin on Fashion-MNIST, same recipe and budget")
     p.add_argument("--output", default="runs/demo", help="where the two runs go (default: runs/demo)")
     p.add_argument("--data-dir", help="Fashion-MNIST IDX folder (default: /usr/share/datasets/fashion-mnist)")
     p.set_defaults(func=_cmd_demo)
@@ -377,15 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an error (also FIXNORM_ZOO_DEBUG=1)"
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("FIXNORM_ZOO_DEBUG") == "1"
     finished = False
     try:
-        code = args.func(args)
+        with _library_log_to_stdout():
+            code = args.func(args)
         finished = True
         return code
     except Preempted as e:  # a signal: checkpoint saved; one line, once, and the code a requeue script tests
@@ -418,6 +435,39 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         _end_processes(barrier=finished)
+
+
+@contextlib.contextmanager
+def _library_log_to_stdout():
+    """The package logs through accelerate's logger (rank 0 only where a message says so); the command shows its
+    INFO lines on stdout, as plain lines, written through tqdm so they never break a progress bar. A library user
+    configures the ``fixnorm_zoo`` logger as any other."""
+    import logging
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    class _PlainFormatter(logging.Formatter):
+        """accelerate's logger prefixes every line with ``[RANK N]``; a one-process run drops it."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            text = super().format(record)
+            one_process = os.environ.get("WORLD_SIZE", "1") == "1"
+            return text.removeprefix("[RANK 0] ") if one_process else text
+
+    log = logging.getLogger("fixnorm_zoo")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_PlainFormatter("%(message)s"))
+    saved = (log.level, log.propagate)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        with logging_redirect_tqdm(loggers=[log]):
+            yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def _is_main_process() -> bool:

@@ -149,6 +149,9 @@ class InMemoryLoader:
         train: shuffle, drop the last partial batch, augment. Eval keeps order and every sample.
         augment: batched augmentation for training (None: none).
         random_erasing: probability of timm's batched random erasing (train only).
+        alternate_flip: flip a fixed random half of the images in even epochs and the other half in odd ones
+            (airbench's alternating flip: every two epochs see both views of each image); the augment's own
+            random flip should then be off.
         seed: base seed for shuffling and augmentation.
         rank, world_size: this process's share.
     """
@@ -164,6 +167,7 @@ class InMemoryLoader:
         train: bool,
         augment: BatchAugment | None = None,
         random_erasing: float = 0.0,
+        alternate_flip: bool = False,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
@@ -176,6 +180,10 @@ class InMemoryLoader:
         self.epoch = 0
         self.start = 0  # batches of this epoch to skip on the next pass (a mid-epoch resume)
         self.erase = None
+        self.flip_half = None
+        if train and alternate_flip:  # one draw per run, from its own generator: the same half every epoch
+            g = torch.Generator().manual_seed(self.seed * 104_729 + 1)
+            self.flip_half = torch.rand(len(labels), generator=g) < 0.5
         if train and random_erasing > 0:
             from timm.data.random_erasing import RandomErasing
 
@@ -219,6 +227,9 @@ class InMemoryLoader:
             x = self.images[b]
             if self.train and self.augment is not None:
                 x = self.augment(x, g)
+            if self.flip_half is not None:
+                flip = self.flip_half[b] ^ bool(self.epoch % 2)
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             x = (x.float() - self.mean) / self.std
             if self.erase is not None:
                 x = self.erase(x)

@@ -50,7 +50,10 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
             batch_size=per_process_batch,
             train=True,
             random_erasing=recipe.reprob,
-            augment=BatchAugment(pad=recipe.crop_pad, hflip=recipe.hflip),
+            alternate_flip=recipe.hflip_mode == "alternate",
+            augment=BatchAugment(
+                pad=recipe.crop_pad, hflip=recipe.hflip if recipe.hflip_mode == "random" else 0.0
+            ),
             **common,
         )
         test = InMemoryLoader(xte, yte, batch_size=max(per_process_batch, 256), train=False, **common)

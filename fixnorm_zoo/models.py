@@ -66,9 +66,28 @@ def eval_transform(setting: dict[str, Any]) -> Any:
     ``resolve_data_config`` over the setting, then ``create_transform``. The one builder the package uses: a run's
     training-time eval, ``fixnorm-zoo eval`` and ``get_transforms`` all transform images alike."""
     from timm.data import create_transform, resolve_data_config
+    from torchvision import transforms
 
     pretrained_cfg = {k: setting[k] for k in EVAL_KEYS if k in setting}
-    return create_transform(**resolve_data_config(pretrained_cfg=pretrained_cfg), is_training=False)
+    timm_transform = create_transform(**resolve_data_config(pretrained_cfg=pretrained_cfg), is_training=False)
+    # any PIL image in: a colour photo through a 1-channel model (or a grayscale scan through an RGB one) is
+    # converted to the model's channels first, as timm's datasets convert to RGB, instead of failing on a shape
+    mode = ImageMode("L" if int(setting["input_size"][0]) == 1 else "RGB")
+    return transforms.Compose([mode, *getattr(timm_transform, "transforms", [timm_transform])])
+
+
+class ImageMode:
+    """A transform step: a PIL image converted to ``mode`` ("L" for 1-channel models, "RGB" for 3); a picklable
+    class, so data-loader workers can carry it."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def __call__(self, image: Any) -> Any:
+        return image.convert(self.mode) if getattr(image, "mode", self.mode) != self.mode else image
+
+    def __repr__(self) -> str:
+        return f"ImageMode({self.mode!r})"
 
 
 def zoo_pretrained_cfg(
@@ -181,3 +200,37 @@ def create_model(recipe: Recipe) -> nn.Module:
         drop_rate=recipe.drop_rate,
         drop_path_rate=recipe.drop_path_rate or None,
     )
+
+
+def configure_batchnorm(
+    model: nn.Module, *, momentum: float | None = None, freeze_scale: bool = False
+) -> int:
+    """Set every BatchNorm layer's running-statistics ``momentum`` (None: keep it) and, with ``freeze_scale``, hold
+    its weight (gamma) at 1 with ``requires_grad`` off, so optimizers (FixNorm's role probe, timm's parameter
+    groups) leave it out. Done at every start, a resume included: gamma = 1 is also what a checkpoint holds.
+
+    Returns the number of BatchNorm layers changed (a recipe asking for either on a model with none is an error).
+
+    Raises:
+        RecipeError: ``momentum`` or ``freeze_scale`` asked for, but the model has no BatchNorm layer.
+    """
+    import torch
+    from torch import nn
+
+    from fixnorm_zoo.errors import RecipeError
+
+    if momentum is None and not freeze_scale:
+        return 0
+    layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d)]
+    if not layers:
+        raise RecipeError(
+            f"bn_momentum/freeze_bn_scale set, but {type(model).__name__} has no BatchNorm layer: unset them"
+        )
+    for bn in layers:
+        if momentum is not None:
+            bn.momentum = momentum
+        if freeze_scale and bn.weight is not None:
+            with torch.no_grad():
+                bn.weight.fill_(1.0)
+            bn.weight.requires_grad_(False)
+    return len(layers)

@@ -51,7 +51,8 @@ def hardware() -> str:
 
 
 def code_revision() -> str | None:
-    """The git commit of the checkout the package is imported from (``+dirty`` with uncommitted changes), or None
+    """The git commit of the checkout the package is imported from (``+dirty`` with uncommitted changes to the
+    package or the recipes), or None
     for an installed wheel (its version then says which code ran)."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
@@ -65,7 +66,18 @@ def code_revision() -> str | None:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            # the code only: a results file the experiment record appends to is data, not a code change
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "fixnorm_zoo",
+                "recipes",
+            ],
             capture_output=True,
             text=True,
             timeout=10,

@@ -85,6 +85,10 @@ class Recipe:
     # regularization and augmentation
     label_smoothing: float = 0.0
     hflip: float = 0.5
+    # random: each image flipped with probability hflip every epoch; alternate (airbench's): a random half flipped in
+    # the first epoch, then each image flipped in every other epoch, so consecutive epochs see both views (Fashion-
+    # MNIST in memory only, hflip 0.5)
+    hflip_mode: Literal["random", "alternate"] = "random"
     crop_pad: int = 2  # Fashion-MNIST: random crop after zero padding
     auto_augment: str | None = None  # timm's string, e.g. "rand-m9-mstd0.5" (ImageNet)
     reprob: float = 0.0  # random erasing probability
@@ -94,6 +98,14 @@ class Recipe:
     drop_path_rate: float = 0.0
     model_ema: bool = False
     model_ema_decay: float = 0.9998
+    # timm ModelEmaV3's warm-up: decay 1 - (1 + step)^(-2/3), capped at model_ema_decay, so a run of a few thousand
+    # updates averages over its last few hundred instead of being dominated by the random init
+    model_ema_warmup: bool = False
+    # BatchNorm: running-statistics momentum (PyTorch's convention, default 0.1; None keeps the model's), and
+    # freeze_bn_scale: every BatchNorm weight (gamma) held at 1 and left out of the optimizer, so each conv before
+    # a BN is exactly scale-invariant and the whole network's function is set by the directions FixNorm moves
+    bn_momentum: float | None = None
+    freeze_bn_scale: bool = False
     # engine
     # amp, grad_accum_steps: None (unset) follows the launcher (accelerate launch --mixed_precision, accelerate
     # config; accelerate 1.15 exports --gradient_accumulation_steps only on its DeepSpeed path, so set
@@ -154,9 +166,27 @@ class Recipe:
             signal_numbers(self.preempt_signals)
         except ValueError as e:
             raise RecipeError(f"recipe field preempt_signals={self.preempt_signals!r}: {e}") from None
-        for name in ("label_smoothing", "hflip", "reprob", "drop_rate", "drop_path_rate", "momentum"):
-            if not 0.0 <= getattr(self, name) < 1.0 + (name == "hflip"):
+        for name in (
+            "label_smoothing",
+            "reprob",
+            "drop_rate",
+            "drop_path_rate",
+            "momentum",
+            "model_ema_decay",
+        ):
+            if not 0.0 <= getattr(self, name) < 1.0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be in [0, 1)")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise RecipeError(f"recipe field hflip={self.hflip!r}: a probability, in [0, 1]")
+        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
+            raise RecipeError(
+                f"recipe field bn_momentum={self.bn_momentum!r}: PyTorch's convention, in (0, 1] (0.1 is its default)"
+            )
+        if self.hflip_mode == "alternate" and (self.dataset != "fashion_mnist" or self.hflip != 0.5):
+            raise RecipeError(
+                f"recipe field hflip_mode='alternate' (dataset {self.dataset}, hflip {self.hflip}): alternating flips "
+                "are built for the in-memory Fashion-MNIST loader with hflip 0.5; use hflip_mode: random"
+            )
         if self.method == "fixnorm" and self.weight_decay:
             raise RecipeError(
                 f"recipe field weight_decay={self.weight_decay!r} with method: fixnorm: FixNorm replaces weight decay;"

@@ -101,6 +101,13 @@ class ModelInfo:
         return cls(**d)
 
     @property
+    def tag(self) -> str | None:
+        """The timm pretrained tag of a name spelled ``architecture.tag`` (``resnet9s.fixnorm_fmnist`` ->
+        ``fixnorm_fmnist``), as timm names its weights (``resnet50.a1_in1k``); None for a name of another form."""
+        arch, dot, tag = self.name.partition(".")
+        return tag if dot and arch == self.architecture and tag else None
+
+    @property
     def train_command(self) -> str:
         return f"fixnorm-zoo train {self.recipe}"
 
@@ -160,74 +167,101 @@ def _check_entry(d: dict[str, Any]) -> None:
 
 
 def registry_path() -> Path:
-    """The default registry file: ``$FIXNORM_ZOO_REGISTRY`` when set, else the package's ``zoo.json``."""
+    """The registry file named by ``$FIXNORM_ZOO_REGISTRY``, else the package's ``zoo.json`` (read-only data)."""
     return Path(os.environ.get("FIXNORM_ZOO_REGISTRY") or REGISTRY_FILE)
 
 
+def user_registry_path() -> Path:
+    """Where a user's publishes and pushes are recorded by default: ``$FIXNORM_ZOO_USER_REGISTRY``, else
+    ``fixnorm_zoo/zoo.json`` beside the Hugging Face cache (``$HF_HOME``, default ``~/.cache/huggingface``). Never
+    inside the installed package: site-packages is replaced on reinstall and may not be writable."""
+    if os.environ.get("FIXNORM_ZOO_USER_REGISTRY"):
+        return Path(os.environ["FIXNORM_ZOO_USER_REGISTRY"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    hf_home = os.environ.get("HF_HOME") or os.path.join(cache, "huggingface")
+    return Path(hf_home) / "fixnorm_zoo" / "zoo.json"
+
+
 class Registry:
-    """One registry file, read on each call (publishers may change it) and written atomically under a lock.
+    """The zoo's entries, read on each call (publishers may change them) and written atomically under a lock.
 
     Args:
-        path: the ``zoo.json`` to use (default: :func:`registry_path`).
+        path: one ``zoo.json``, both read and written. Default: ``$FIXNORM_ZOO_REGISTRY`` when set (that file
+            alone); else the package's ``zoo.json`` with the user's file (:func:`user_registry_path`) merged over
+            it, an entry there replacing the package's entry of the same name, and writes going to the user's file.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else registry_path()
+        if path is not None or os.environ.get("FIXNORM_ZOO_REGISTRY"):
+            self.path = Path(path) if path is not None else registry_path()
+            self.layers: tuple[Path, ...] = (self.path,)
+        else:
+            self.path = user_registry_path()
+            self.layers = (REGISTRY_FILE, self.path)
 
     def __repr__(self) -> str:
         return f"Registry({str(self.path)!r})"
 
-    def _data(self) -> dict[str, Any]:
+    def _data(self, path: Path | None = None) -> dict[str, Any]:
+        path = path or self.path
         try:
-            st = os.stat(self.path)
+            st = os.stat(path)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_REGISTRY_BYTES:
                 raise FixNormZooError(
-                    f"zoo registry {self.path} is not a regular file of at most {MAX_REGISTRY_BYTES} bytes (a device, "
+                    f"zoo registry {path} is not a regular file of at most {MAX_REGISTRY_BYTES} bytes (a device, "
                     "FIFO or something huge): name a zoo.json"
                 )
-            data = json.loads(self.path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError as e:
             raise FixNormZooError(
-                f"zoo registry {self.path} does not exist: pass an existing zoo.json (or unset FIXNORM_ZOO_REGISTRY)"
+                f"zoo registry {path} does not exist: pass an existing zoo.json (or unset FIXNORM_ZOO_REGISTRY)"
             ) from e
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise FixNormZooError(
-                f"zoo registry {self.path} cannot be read ({e}): restore it from version control or a backup"
+                f"zoo registry {path} cannot be read ({e}): restore it from version control or a backup"
             ) from e
         if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-            raise FixNormZooError(f'zoo registry {self.path}: expected {{"models": [...]}} at the top level')
+            raise FixNormZooError(f'zoo registry {path}: expected {{"models": [...]}} at the top level')
         return data
 
     def models(self) -> list[ModelInfo]:
         """Every entry, validated; a name or alias used twice (which would shadow another model) is refused."""
-        out = []
-        for d in self._data()["models"]:
-            try:
-                out.append(ModelInfo.from_dict(d))
-            except FixNormZooError as e:
-                raise FixNormZooError(f"zoo registry {self.path}: {e}") from None
-            except (TypeError, ValueError) as e:
-                name = d.get("name") if isinstance(d, dict) else d
-                raise FixNormZooError(f"zoo registry {self.path}: entry {name!r} is malformed: {e}") from e
+        merged: dict[str, ModelInfo] = {}
+        for layer in self.layers:
+            if layer != self.layers[0] and not layer.exists():
+                continue  # no user file yet: the package's entries alone
+            for d in self._data(layer)["models"]:
+                try:
+                    m = ModelInfo.from_dict(d)
+                except FixNormZooError as e:
+                    raise FixNormZooError(f"zoo registry {layer}: {e}") from None
+                except (TypeError, ValueError) as e:
+                    name = d.get("name") if isinstance(d, dict) else d
+                    raise FixNormZooError(f"zoo registry {layer}: entry {name!r} is malformed: {e}") from e
+                merged[m.name] = m  # a later layer (the user's file) replaces the package's entry of that name
+        out = list(merged.values())
         owner: dict[str, str] = {}
+        where = " + ".join(str(p) for p in self.layers)
         for m in out:
             for n in (m.name, *m.aliases):
                 if n in owner:
                     raise FixNormZooError(
-                        f"zoo registry {self.path}: the name {n!r} is used by both {owner[n]!r} and {m.name!r}: each "
+                        f"zoo registry {where}: the name {n!r} is used by both {owner[n]!r} and {m.name!r}: each "
                         "name and alias must be unique"
                     )
                 owner[n] = m.name
         return out
 
     def select(self, pattern: str = "*", *, pretrained: bool = False) -> list[ModelInfo]:
-        """Entries whose name matches a shell-style ``pattern``, sorted by name (one read of the file);
+        """Entries whose name (``architecture.tag``, timm's form) or one of whose aliases (the older names, e.g.
+        ``fmnist_resnet9s``) matches a shell-style ``pattern``, sorted by name (one read of the file);
         ``pretrained=True``: only entries with published weights."""
         return sorted(
             (
                 m
                 for m in self.models()
-                if fnmatch.fnmatchcase(m.name, pattern) and (not pretrained or m.status == "published")
+                if any(fnmatch.fnmatchcase(n, pattern) for n in (m.name, *m.aliases))
+                and (not pretrained or m.status == "published")
             ),
             key=lambda m: m.name,
         )
@@ -276,6 +310,8 @@ class Registry:
         """
         from fixnorm_zoo.atomic import file_lock
 
+        if len(self.layers) > 1:  # the user's file over the package's: its folder may not exist yet
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(self.path):
             data = self._data() if self.path.exists() else {"models": []}
             if not replace and any(d.get("name") == info.name for d in data["models"]):

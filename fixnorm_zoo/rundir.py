@@ -284,7 +284,9 @@ class RunDir:
                 failures.append(f"{ckpt.name}: {type(e).__name__}: {e}")
                 continue
             if failures:
-                accelerator.print(f"warning: skipped damaged checkpoint(s) {failures}")
+                from accelerate.logging import get_logger
+
+                get_logger(__name__).warning(f"skipped damaged checkpoint(s) {failures}")
             return ckpt, train_state
         if failures:
             raise DataError(f"--resume: no checkpoint under {self.checkpoints} could be loaded: {failures}")

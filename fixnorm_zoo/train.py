@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.logging import get_logger
 from torch import nn
 
 from fixnorm_zoo.atomic import fault_point
@@ -26,12 +27,14 @@ from fixnorm_zoo.errors import DataError, Preempted, RecipeError, TrainingDiverg
 from fixnorm_zoo.fixnorm import FixNorm, norm_diagnostics, param_roles
 from fixnorm_zoo.loaders import build_loaders
 from fixnorm_zoo.metrics import accuracy_counts
-from fixnorm_zoo.models import create_model, eval_config
+from fixnorm_zoo.models import configure_batchnorm, create_model, eval_config
 from fixnorm_zoo.optim import build_optimizer, build_scheduler, example_input
 from fixnorm_zoo.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, StopSignals, agree, signal_numbers
 from fixnorm_zoo.provenance import provenance
 from fixnorm_zoo.recipe import Recipe, recipe_changes
 from fixnorm_zoo.rundir import RunDir
+
+logger = get_logger(__name__)  # accelerate's: rank 0 only by default; `fixnorm-zoo` shows INFO on stdout
 
 RESUME_MAY_CHANGE = (
     "data_dir",
@@ -157,6 +160,7 @@ def setup(recipe: Recipe, accelerator, *, per_process_batch: int) -> Parts:
             f"{recipe.train_subset}): training would make no update. Lower batch_size or raise train_subset"
         )
     model = create_model(recipe).to(accelerator.device)
+    configure_batchnorm(model, momentum=recipe.bn_momentum, freeze_scale=recipe.freeze_bn_scale)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if recipe.sync_bn and accelerator.num_processes > 1:
@@ -171,7 +175,7 @@ def setup(recipe: Recipe, accelerator, *, per_process_batch: int) -> Parts:
     if recipe.model_ema:
         from timm.utils import ModelEmaV3
 
-        ema = ModelEmaV3(model, decay=recipe.model_ema_decay)
+        ema = ModelEmaV3(model, decay=recipe.model_ema_decay, use_warmup=recipe.model_ema_warmup)
     roles = (
         None if recipe.method == "fixnorm" else param_roles(model, example_input=example_input(recipe, model))
     )
@@ -188,12 +192,12 @@ def resume_from(
     """Restore the newest loadable checkpoint into ``parts`` and ``state``; None when there is none."""
     found = run.load_checkpoint(accelerator, ema_module=parts.ema.module if parts.ema is not None else None)
     if found is None:
-        accelerator.print(f"--resume: no complete checkpoint under {run.checkpoints}; starting from epoch 1")
+        logger.info(f"--resume: no complete checkpoint under {run.checkpoints}; starting from epoch 1")
         return None
     ckpt, train_state = found
     state.load_state_dict(train_state)
     within = f", batch {state.step_in_epoch} of epoch {state.epoch + 1}" if state.step_in_epoch else ""
-    accelerator.print(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates{within})")
+    logger.info(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates{within})")
     if changes:
         state.resume_changes.append({"from_epoch": state.epoch + 1, "changes": changes})
     return ckpt
@@ -373,7 +377,7 @@ def end_epoch(
     if accelerator.is_main_process:
         run.write_history(state.history)
         ema_note = f" (EMA {row['top1_ema']:.2f})" if parts.ema is not None else ""
-        bar.write(
+        logger.info(
             f"epoch {state.epoch}/{recipe.epochs}: loss {row['train_loss']:.4f} top1 {row['top1']:.2f}"
             f"{ema_note} {row['img_per_s']} img/s"
         )

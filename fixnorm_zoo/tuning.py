@@ -211,6 +211,10 @@ def tune(
     )
     log = TrialLog(out / TRIALS_FILE, meta, writer=accelerator.is_main_process)
 
+    from accelerate.logging import get_logger
+
+    logger = get_logger(__name__)  # rank 0 only: every process runs the same search
+
     def score_fn(params: Params) -> float:
         key = param_key(params)
         if key not in log.records:
@@ -218,7 +222,7 @@ def tune(
             log.add(_run_trial(recipe, params, proxy, run_dir, accelerator=accelerator, progress=progress))
             r = log.records[key]
             shown = f"{r['score']:.2f}" if r["status"] == "ok" else r["status"]
-            print(f"[tune] trial {len(log.records)}: {key} -> {shown} ({r['time_s']} s)", flush=True)
+            logger.info(f"[tune] trial {len(log.records)}: {key} -> {shown} ({r['time_s']} s)")
         return _score(log.records[key])
 
     order = run_search(strategy, score_fn, space, knobs=knobs, budget=trials, start=start, seed=seed)

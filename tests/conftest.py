@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the real Hub
 os.environ.setdefault("TQDM_DISABLE", "1")
+# a user's publishes go to a registry file beside the HF cache: never the real home's during tests
+os.environ.setdefault(
+    "FIXNORM_ZOO_USER_REGISTRY", os.path.join(tempfile.mkdtemp(prefix="fixnorm_zoo_user_"), "zoo.json")
+)
 
 import pytest  # noqa: E402
 

@@ -166,10 +166,10 @@ def _publish_wd_entry(run: Path, *, registry: Path, mirror: Path) -> subprocess.
 
 
 def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_path) -> None:
-    before = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
+    before = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "resnet18.wd_fmnist")
     r = _publish_wd_entry(run, registry=registry, mirror=tmp_path / "m")
     assert "--replace" in _one_error_line(r)
-    after = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "fmnist_resnet18_wd")
+    after = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "resnet18.wd_fmnist")
     assert after == before
 
 

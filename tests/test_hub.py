@@ -110,7 +110,7 @@ def published(hub, runs, tmp_path_factory) -> dict:
 
 
 def _entry(registry: Path, name: str) -> dict:
-    return next(m for m in json.loads(registry.read_text())["models"] if m["name"] == name)
+    return next(m for m in json.loads(registry.read_text())["models"] if name in (m["name"], *m["aliases"]))
 
 
 def test_publish_writes_registry_and_never_prints_the_token(published) -> None:
@@ -142,6 +142,36 @@ def test_load_round_trip_and_plain_timm_give_the_run_outputs(hub, runs, publishe
     assert r.returncode == 0, r.stderr
     assert "no fixnorm_zoo" in r.stdout
     torch.testing.assert_close(torch.load(tmp_path / "timm.pt"), expected, rtol=0, atol=0)
+
+
+def test_zoo_tags_load_through_plain_timm_after_import_fixnorm_zoo(hub, runs, published, tmp_path) -> None:
+    """A published entry named ``architecture.tag`` is a timm pretrained tag once timm is imported after
+    ``import fixnorm_zoo``: timm lists it, and ``timm.create_model(NAME, pretrained=True)`` downloads the pinned
+    commit with the entry's model_args (here the tiny widths) and gives the run's outputs."""
+    data = json.loads(published["rev2"].read_text())
+    (entry,) = [m for m in data["models"] if m["name"] == "tiny"]
+    entry["name"] = "resnet18.tiny_fmnist"
+    registry = tmp_path / "zoo.json"
+    registry.write_text(json.dumps(data))
+    env = _env(hub, tmp_path / "home", registry)
+    load = (
+        "import fixnorm_zoo, timm\n"
+        "assert 'resnet18.tiny_fmnist' in timm.list_models('resnet18*', pretrained=True)\n"
+        "cfg = timm.models.get_pretrained_cfg('resnet18.tiny_fmnist')\n"
+        f"assert cfg.hf_hub_id == 'org/tiny@{entry['hub']['revision']}', cfg.hf_hub_id\n"
+        "assert cfg.paper_ids == 'arXiv:2103.15345'\n"
+        "assert timm.models.get_pretrained_cfg('resnet18').tag == 'a1_in1k'  # timm's default stays default\n"
+        "model = timm.create_model('resnet18.tiny_fmnist', pretrained=True)"
+    )
+    r = _outputs_in_subprocess(env, load, tmp_path / "tag.pt")
+    assert r.returncode == 0, r.stderr
+    torch.testing.assert_close(torch.load(tmp_path / "tag.pt"), _outputs_of_run(runs["b"]), rtol=0, atol=0)
+    r = _outputs_in_subprocess(
+        {**env, "FIXNORM_ZOO_NO_TIMM_TAGS": "1"},
+        "import fixnorm_zoo, timm\nmodel = timm.create_model('resnet18.tiny_fmnist', pretrained=True)",
+        tmp_path / "off.pt",
+    )
+    assert r.returncode != 0 and "tiny_fmnist" in r.stderr  # opted out: timm does not know the tag
 
 
 def test_revision_pinning_loads_the_registry_commit_not_main(hub, runs, published, tmp_path) -> None:
@@ -254,6 +284,9 @@ def test_local_mirror_publish_and_load(runs, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FIXNORM_ZOO_HUB", str(mirror))
     publish(runs["a"], repo_id="org/tiny", name="fmnist_resnet18", replace=True)
     entry = _entry(registry, "fmnist_resnet18")
+    assert (
+        entry["name"] == "resnet18.fixnorm_fmnist"
+    )  # published under its older name: the entry keeps its own
     assert entry["status"] == "published" and entry["hub"]["revision"] is None
     assert entry["recipe"] == "fashion_mnist/resnet18_fixnorm"  # the existing entry is updated, not replaced
     model = load("fmnist_resnet18_fixnorm")  # by alias
@@ -271,7 +304,13 @@ def test_local_mirror_publish_and_load(runs, tmp_path, monkeypatch) -> None:
 def test_lookup_errors_and_unpublished_models(monkeypatch) -> None:
     from fixnorm_zoo import list_models, load, model_info
 
-    assert "mobilenetv2_scaled" in list_models() and list_models("resnet50*") == ["resnet50", "resnet50_wd"]
+    # names are timm's architecture.tag; the older names stay as aliases and match patterns too
+    assert "mobilenetv2_110d.fixnorm_in1k" in list_models()
+    assert (
+        list_models("resnet50.*") == list_models("resnet50*") == ["resnet50.fixnorm_in1k", "resnet50.wd_in1k"]
+    )
+    assert model_info("mobilenetv2_scaled").name == "mobilenetv2_110d.fixnorm_in1k"
+    assert list_models("fmnist_resnet9s") == ["resnet9s.fixnorm_fmnist"]
     with pytest.raises(UnknownModelError, match="mobilenetv2_scaled"):
         model_info("mobilenetv2_scald")
     with pytest.raises(WeightsUnavailable, match="fixnorm-zoo train imagenet/mobilenetv2_scaled_fixnorm"):
@@ -343,7 +382,7 @@ def test_hf_hub_ids_and_pretrained_listing(hub, published, tmp_path) -> None:
     env = _env(hub, tmp_path / "home", published["rev2"])
     code = (
         "import fixnorm_zoo\nm = fixnorm_zoo.load('hf-hub:org/tiny')\nprint(type(m).__name__, m.training)\n"
-        "names = fixnorm_zoo.list_models(pretrained=True)\nprint('tiny' in names, 'resnet50' in names)"
+        "names = fixnorm_zoo.list_models(pretrained=True)\nprint('tiny' in names, 'resnet50.fixnorm_in1k' in names)"
     )
     r = _run(["-c", code], env)
     assert r.returncode == 0, r.stderr

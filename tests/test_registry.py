@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import statistics
 import sys
@@ -145,3 +146,56 @@ def test_timm_data_pipeline_reproduces_the_published_number(name: str) -> None:
         100 * correct / len(images),
         info.top1,
     )
+
+
+def test_published_entries_are_timm_tags_with_their_model_args() -> None:
+    import timm
+
+    from fixnorm_zoo.timm_tags import register_timm_tags
+
+    names = register_timm_tags()
+    published = {n for n in list_models(pretrained=True) if model_info(n).tag}
+    assert set(names) == published and "resnet9s.fixnorm_fmnist" in names
+    assert "resnet9s.fixnorm_proxytuned_fmnist" not in names  # retired: kept on record, not served
+    assert published <= set(timm.list_models(pretrained=True))
+    cfg = timm.models.get_pretrained_cfg("resnet9s.wd_fmnist")
+    assert (cfg.hf_hub_id, cfg.tag, cfg.input_size, cfg.num_classes) == (
+        "fixnorm-zoo/fmnist_resnet9s_wd",
+        "wd_fmnist",
+        (1, 28, 28),
+        10,
+    )
+    # the tag brings the entry's model_args (half-width channels, output_stride 8) and its 1-channel, 10-class head
+    model = timm.create_model("resnet18.fixnorm_fmnist")
+    assert (model.num_features, model.num_classes, model.conv1.in_channels) == (256, 10, 1)
+    assert model.layer4[0].conv1.stride == (1, 1)  # output_stride 8: stage 4 dilated, not strided
+    assert (
+        timm.create_model("resnet18", num_classes=3).num_features == 512
+    )  # the untagged architecture: stock
+    assert register_timm_tags() == names  # idempotent
+
+
+def test_a_users_publishes_go_to_the_user_file_merged_over_the_package(tmp_path, monkeypatch) -> None:
+    """The default registry never writes into the installed package: an entry lands in the user's file (beside
+    the HF cache), list/get see it merged over the package's entries, and an entry of the same name there
+    replaces the package's."""
+    from fixnorm_zoo.registry import ModelInfo, Registry, user_registry_path
+
+    monkeypatch.delenv("FIXNORM_ZOO_REGISTRY", raising=False)
+    monkeypatch.delenv("FIXNORM_ZOO_USER_REGISTRY", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert user_registry_path() == tmp_path / "hf" / "fixnorm_zoo" / "zoo.json"
+    package_bytes = REGISTRY_FILE.read_bytes()
+    reg = Registry()
+    mine = ModelInfo(
+        name="my_model", architecture="resnet9s", dataset="fashion_mnist", recipe="fashion_mnist/demo_wd"
+    )
+    reg.upsert(mine)
+    changed = dataclasses.replace(model_info("resnet9s.wd_fmnist"), notes="my re-publish")
+    reg.upsert(changed)
+    assert REGISTRY_FILE.read_bytes() == package_bytes  # the package's data file untouched
+    user = json.loads(user_registry_path().read_text())["models"]
+    assert sorted(m["name"] for m in user) == ["my_model", "resnet9s.wd_fmnist"]
+    assert "my_model" in list_models() and "resnet9s.fixnorm_fmnist" in list_models()
+    assert model_info("fmnist_resnet9s_wd").notes == "my re-publish"  # by alias, the user's entry wins
+    assert Registry(REGISTRY_FILE).get("resnet9s.wd_fmnist").notes != "my re-publish"
