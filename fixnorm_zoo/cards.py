@@ -4,19 +4,11 @@ measured results); and the card of a registry entry that has no published run (a
 
 from __future__ import annotations
 
-import importlib.resources
-from pathlib import Path
 from typing import Any
 
+from fixnorm_zoo.resources import package_data_dir
 
-def _cards_dir() -> Path:
-    try:
-        return Path(str(importlib.resources.files("fixnorm_zoo.model_cards")))
-    except ModuleNotFoundError:  # a checkout on sys.path without an install: the root folder itself
-        return Path(__file__).resolve().parent.parent / "model_cards"
-
-
-CARDS_DIR = _cards_dir()
+CARDS_DIR = package_data_dir("model_cards")
 TEMPLATE = CARDS_DIR / "template.md"
 DATASETS = {
     "fashion_mnist": ("Fashion-MNIST", "zalando-datasets/fashion_mnist"),
@@ -41,6 +33,7 @@ def render_card(
     comparison_file: str | None = None,
     eval_data: str,
     license: str = "apache-2.0",
+    resume_changes: list[dict[str, Any]] | None = None,
 ) -> str:
     """The card's full text. ``measured`` is publish's re-evaluation (top1, top5, param_count in millions)."""
     from huggingface_hub import ModelCard
@@ -49,8 +42,11 @@ def render_card(
 
     dataset_name = DATASETS[recipe.dataset][0]
     split = summary.get("eval_split", "test")
-    card_data = _card_data(name=name, recipe=recipe, measured=measured, split=split, license=license)
     ev = summary["eval_setting"]
+    card_data = _card_data(
+        name=name, recipe=recipe, measured=measured, split=split, license=license, eval_setting=ev
+    )
+    channels = int(ev["input_size"][0])
     method_text, fixnorm_text = _method_texts(recipe)
     extra = []
     if twin is not None:
@@ -98,7 +94,25 @@ def render_card(
         fixnorm_text=fixnorm_text,
         recipe_ref=recipe_ref,
         seed_note=f"seed {recipe.seed}",
+        train_command=train_command(recipe, recipe_ref),
         recipe_yaml=recipe.to_yaml().strip(),
+        resume_changes=[
+            {
+                "from_epoch": c["from_epoch"],
+                "text": ", ".join(f"`{k}` {old!r} -> {new!r}" for k, (old, new) in c["changes"].items()),
+            }
+            for c in resume_changes or []
+        ],
+        in_chans=channels,
+        input_text=(
+            f"{'1-channel (grayscale)' if channels == 1 else f'{channels}-channel (RGB)'} "
+            f"{ev['input_size'][1]}x{ev['input_size'][2]} images; the eval transform converts any PIL image to this"
+        ),
+        validate_data=(
+            "--dataset torch/fashion_mnist --split test --data-dir DIR  # DIR/FashionMNIST/raw/: the 4 IDX files"
+            if recipe.dataset == "fashion_mnist"
+            else "--data-dir /data/imagenet --split val"
+        ),
         train_time=f"{minutes:.1f} min",
         num_processes=summary.get("num_processes", 1),
         size=size,
@@ -107,8 +121,32 @@ def render_card(
     return str(card)
 
 
-def _card_data(*, name: str, recipe, measured: dict[str, Any], split: str, license: str):
-    """The card's YAML metadata: tags, license, dataset and the measured top-1/top-5 as Hub eval results."""
+def train_command(recipe, recipe_ref: str) -> str:
+    """The command that trains ``recipe`` again: the shipped recipe ``recipe_ref`` with a ``--set`` for every field
+    the run changed (a 512-image run is not the shipped recipe, and its card must not say it is)."""
+    import json
+    import shlex
+
+    from fixnorm_zoo.recipe import load_recipe, shipped_recipe_for
+
+    if shipped_recipe_for(recipe.name) != recipe_ref:
+        return (
+            f"fixnorm-zoo train RECIPE.yaml  # {recipe_ref}: the recipe as run, below, saved as RECIPE.yaml"
+        )
+    shipped, ran = load_recipe(recipe_ref).to_dict(), recipe.to_dict()
+    sets = [
+        f"--set {shlex.quote(f'{k}={json.dumps(v) if isinstance(v, list | dict) or v is None else v}')}"
+        for k, v in ran.items()
+        if shipped.get(k) != v and k not in ("data_dir",)
+    ]
+    return " ".join(["fixnorm-zoo train", recipe_ref, *sets])
+
+
+def _card_data(
+    *, name: str, recipe, measured: dict[str, Any], split: str, license: str, eval_setting: dict[str, Any]
+):
+    """The card's YAML metadata: tags, license, dataset, the measured top-1/top-5 as Hub eval results, and the eval
+    setting they were measured with (machine-readable, as the weights' ``pretrained_cfg`` holds it)."""
     from huggingface_hub import EvalResult, ModelCardData
 
     dataset_name, dataset_id = DATASETS[recipe.dataset]
@@ -141,6 +179,11 @@ def _card_data(*, name: str, recipe, measured: dict[str, Any], split: str, licen
         model_name=name,
         eval_results=results,
         pipeline_tag="image-classification",
+        eval_setting={
+            k: list(v) if isinstance(v, list | tuple) else v
+            for k, v in eval_setting.items()
+            if k in ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
+        },
     )
     return card_data
 

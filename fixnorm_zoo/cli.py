@@ -225,11 +225,18 @@ def _cmd_push(args: argparse.Namespace) -> int:
     from fixnorm_zoo.hub import push_release
     from fixnorm_zoo.registry import Registry
 
-    pushed = push_release(args.release, registry=Registry(args.registry), names=args.name or None)
+    pushed = push_release(
+        args.release, registry=Registry(args.registry), names=args.name or None, force=args.force
+    )
     for row in pushed:
-        print(
-            f"{row['name']}: pushed {args.release}/{row['repo_id']} to the Hub, pinned commit {row['revision']}"
-        )
+        if row["unchanged"]:
+            print(
+                f"{row['name']}: unchanged since commit {row['revision']}, not pushed (--force to push anyway)"
+            )
+        else:
+            print(
+                f"{row['name']}: pushed {args.release}/{row['repo_id']} to the Hub, pinned commit {row['revision']}"
+            )
     if not pushed:
         print(f"nothing to push: no published zoo entry has a folder under {args.release}")
     return 0
@@ -242,6 +249,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+WRITE_REGISTRY_HELP = (
+    "registry file to write (default: your registry file, $HF_HOME/fixnorm_zoo/zoo.json or "
+    "$FIXNORM_ZOO_USER_REGISTRY; never the installed package)"
+)
 DEBUG_HELP = "show the traceback of an error (also FIXNORM_ZOO_DEBUG=1)"
 
 
@@ -315,10 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name", action="append", help="only this zoo model (repeatable; default: every one found)"
     )
+    p.add_argument("--registry", help=WRITE_REGISTRY_HELP)
     p.add_argument(
-        "--registry",
-        help="registry file to pin the commits in (default: your registry file, ~/.cache/huggingface/fixnorm_zoo/zoo.json"
-        " or $FIXNORM_ZOO_USER_REGISTRY; never the installed package)",
+        "--force", action="store_true", help="push even a repo folder unchanged since its pinned commit"
     )
     p.set_defaults(func=_cmd_push)
 
@@ -338,11 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--twin", help="the weight-decay twin's run directory (its result and a plot go in the card)"
     )
     p.add_argument("--data", help="evaluation data for the re-check (default: the recipe's dataset)")
-    p.add_argument(
-        "--registry",
-        help="registry file to update (default: your registry file, ~/.cache/huggingface/fixnorm_zoo/zoo.json or "
-        "$FIXNORM_ZOO_USER_REGISTRY; never the installed package)",
-    )
+    p.add_argument("--registry", help=WRITE_REGISTRY_HELP)
     p.add_argument(
         "--replace", action="store_true", help="allow replacing an entry that has published weights"
     )

@@ -37,6 +37,11 @@ class PublishRefused(FixNormZooError, RuntimeError):
     """The re-evaluation does not confirm the run's claim, or the run cannot be re-evaluated as recorded."""
 
 
+class ResultsNotSaved(FixNormZooError, OSError):
+    """An evaluation finished but its row could not be written (a full disk, say): the message carries the
+    measured numbers, so the work is not lost."""
+
+
 class Preempted(FixNormZooError):
     """Training stopped on a signal (cluster preemption or Ctrl-C) after saving a checkpoint to resume from.
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from fixnorm_zoo.errors import DataError, ResultsNotSaved
 from fixnorm_zoo.metrics import TTA_MODES, accuracy_counts, append_results_row, check_results_csv, results_row
 from fixnorm_zoo.rundir import RunDir
 
@@ -31,7 +32,19 @@ def load_run(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
     if weights is None:
         raise FileNotFoundError(f"{run_dir} has no weights.safetensors: has its training finished?")
     model = create_model(recipe)
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    from safetensors import SafetensorError
+
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except (
+        SafetensorError,
+        RuntimeError,
+    ) as e:  # a damaged file, or tensors that are not this recipe's model's
+        first = " ".join(str(e).split())[:300]
+        raise DataError(
+            f"{weights} cannot be loaded into the model of {run.recipe_file} ({type(e).__name__}: {first}): the "
+            "file is damaged or from another run; train the run again or restore its weights"
+        ) from None
     return model, eval_config(recipe), recipe.name
 
 
@@ -67,7 +80,6 @@ def load_source(source: str, *, mirror: str | Path | None = None) -> tuple[nn.Mo
 
 def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: int, accelerator: Accelerator):
     """Evaluation batches with the model's own eval transform; returns (batches, disjoint_shards, num_classes)."""
-    from fixnorm_zoo.errors import DataError
 
     if data == "fashion_mnist" or data.startswith("fashion_mnist:"):
         from fixnorm_zoo.fashion_mnist import InMemoryLoader, load_fashion_mnist
@@ -167,5 +179,12 @@ def evaluate(
         model_name=name, metrics=metrics, param_count=sum(p.numel() for p in model.parameters()), eval_cfg=cfg
     )
     if results_csv is not None and accelerator.is_main_process:
-        append_results_row(Path(results_csv), row)
+        try:
+            append_results_row(Path(results_csv), row)
+        except OSError as e:  # the measurement is done: say it, then what went wrong with the file
+            raise ResultsNotSaved(
+                f"measured top-1 {row['top1']} top-5 {row['top5']} ({name}, {metrics['n']} images), but the row "
+                f"could not be written to {results_csv} ({e.strerror or e}): free space or pick a writable file, "
+                "then evaluate again"
+            ) from None
     return {**row, "n": metrics["n"], "tta": tta}

@@ -212,7 +212,38 @@ pickle beside them stays local)."""
 PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 
 
-def push_release(release: str | Path, *, registry: Registry, names: list[str] | None = None) -> list[dict]:
+def check_hub_reachable() -> None:
+    """Refuse an upload that cannot happen, before any work: offline mode, or an endpoint that does not answer.
+
+    Raises:
+        WeightsUnavailable: ``HF_HUB_OFFLINE`` is set, or ``HF_ENDPOINT`` cannot be reached.
+    """
+    from huggingface_hub import constants, get_session
+
+    if constants.HF_HUB_OFFLINE:
+        raise WeightsUnavailable(
+            "HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it, or publish to a folder with --mirror DIR"
+        )
+    try:
+        get_session().get(constants.ENDPOINT, timeout=10)  # any answer will do: the endpoint is there
+    except Exception as e:  # noqa: BLE001 - httpx/requests connection errors alike
+        raise WeightsUnavailable(
+            f"the Hub endpoint {constants.ENDPOINT} cannot be reached ({type(e).__name__}): check the network or "
+            "HF_ENDPOINT, or publish to a folder with --mirror DIR and push it later"
+        ) from None
+
+
+def release_digest(folder: Path, files: list[str]) -> str:
+    """sha256 over a release folder's files (sorted names, each name and its content's sha256): what a push sent."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(f"{name}\0{sha256_file(folder / name)}\n".encode())
+    return h.hexdigest()
+
+
+def push_release(
+    release: str | Path, *, registry: Registry, names: list[str] | None = None, force: bool = False
+) -> list[dict]:
     """Upload the published entries kept in a release folder (``RELEASE/ORG/NAME/``) to the Hub and pin each one's
     commit in the registry. Every selected folder is checked first (present, weights matching the registry's
     sha256, no pickle), then uploaded, so one bad folder pushes nothing; only :data:`RELEASE_FILES` go up.
@@ -221,8 +252,10 @@ def push_release(release: str | Path, *, registry: Registry, names: list[str] | 
         release: a folder in the Hub's layout (this repository's ``zoo_mirror/``).
         registry: the registry whose entries are pushed and pinned.
         names: only these zoo names (default: every published entry found in the folder).
+        force: upload even a folder identical to what the pinned commit received (default: skip it).
 
-    Returns: one ``{"name", "repo_id", "revision"}`` per pushed repo.
+    Returns: one ``{"name", "repo_id", "revision", "unchanged"}`` per selected repo (``unchanged``: skipped, the
+    pinned commit already holds these files).
 
     Raises:
         FixNormZooError: a repo folder is missing, holds a pickle, or its weights are not the registry's; an
@@ -263,9 +296,22 @@ def push_release(release: str | Path, *, registry: Registry, names: list[str] | 
         ]
         selected.append((info, folder, files))
 
+    if selected:
+        check_hub_reachable()
     api = HfApi()
     pushed = []
     for info, folder, files in selected:
+        digest = release_digest(folder, files)
+        if not force and info.hub.revision and info.hub.release_sha256 == digest:
+            pushed.append(
+                {
+                    "name": info.name,
+                    "repo_id": info.hub.repo_id,
+                    "revision": info.hub.revision,
+                    "unchanged": True,
+                }
+            )
+            continue
         api.create_repo(info.hub.repo_id, exist_ok=True)
         commit = api.upload_folder(
             repo_id=info.hub.repo_id,
@@ -273,6 +319,9 @@ def push_release(release: str | Path, *, registry: Registry, names: list[str] | 
             allow_patterns=files,
             commit_message=f"fixnorm_zoo: {info.name} (top-1 {info.top1}%)",
         )
-        registry.upsert(dataclasses.replace(info, hub=dataclasses.replace(info.hub, revision=commit.oid)))
-        pushed.append({"name": info.name, "repo_id": info.hub.repo_id, "revision": commit.oid})
+        hub = dataclasses.replace(info.hub, revision=commit.oid, release_sha256=digest)
+        registry.upsert(dataclasses.replace(info, hub=hub))
+        pushed.append(
+            {"name": info.name, "repo_id": info.hub.repo_id, "revision": commit.oid, "unchanged": False}
+        )
     return pushed

@@ -14,6 +14,7 @@ split's size in the dataset info), so all-reduces never wait on a rank that ran 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,19 +107,82 @@ def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):
     return train, val, len(train.classes)
 
 
+SHARD_FORMATS = {"webdataset": "tar", "parquet": "parquet"}
+"""``hf:webdataset:DIR`` (shards as timm/imagenet-1k-wds: ``imagenet1k-train-0000.tar``, samples ``jpg`` + ``cls``) and
+``hf:parquet:DIR`` (shards as the Hub's imagenet-1k: ``data/train-00000-of-00294.parquet``, columns ``image`` +
+``label``): a split's shards are the files whose name holds the split's name."""
+IMAGE_KEYS = ("image", "jpg", "jpeg", "png", "webp")
+LABEL_KEYS = ("label", "cls")
+
+
+def _shard_files(folder: Path, builder: str) -> dict[str, list[str]]:
+    ext = SHARD_FORMATS[builder]
+    files = {}
+    for split, names in (("train", ("train",)), ("validation", ("validation", "val"))):
+        found = sorted({str(p) for n in names for p in folder.rglob(f"*{n}*.{ext}")})
+        if not found:
+            raise DataError(
+                f"--data-dir hf:{builder}:{folder}: no {split} shards (*{names[0]}*.{ext}) there: lay them out as "
+                f"{'timm/imagenet-1k-wds' if builder == 'webdataset' else 'the Hub imagenet-1k data/ folder'}"
+            )
+        files[split] = found
+    return files
+
+
+def image_and_label_keys(features: Any, *, where: str) -> tuple[str, str]:
+    """The image and label columns of a dataset: ``image``/``label`` (parquet, imagefolder) or ``jpg``/``cls``
+    (webdataset)."""
+    image = next((k for k in IMAGE_KEYS if k in features), None)
+    label = next((k for k in LABEL_KEYS if k in features), None)
+    if image is None or label is None:
+        raise DataError(
+            f"{where}: no image or label column among {sorted(features)}: expected one of {IMAGE_KEYS} and one of "
+            f"{LABEL_KEYS}"
+        )
+    return image, label
+
+
+def _num_classes(feature: Any) -> int | None:
+    """A ClassLabel's class count; None for a plain integer column (webdataset ``cls``): the recipe's count holds."""
+    return getattr(feature, "num_classes", None)
+
+
 def _load_hf(spec: str, **kwargs):
+    """``datasets.load_dataset`` of an ``hf:`` data_dir; what goes wrong there (offline without a cached copy, a
+    gated dataset without a login, a misspelt name) is the user's to fix: one DataError saying how."""
     from datasets import load_dataset
 
-    if spec.startswith("imagefolder:"):
-        return load_dataset("imagefolder", data_dir=spec[len("imagefolder:") :], **kwargs)
-    return load_dataset(spec, **kwargs)
+    try:
+        builder, sep, folder = spec.partition(":")
+        if sep and builder == "imagefolder":
+            return load_dataset("imagefolder", data_dir=folder, **kwargs)
+        if sep and builder in SHARD_FORMATS:
+            return load_dataset(builder, data_files=_shard_files(Path(folder), builder), **kwargs)
+        return load_dataset(spec, **kwargs)
+    except (
+        OSError,
+        ValueError,
+    ) as e:  # ConnectionError, DatasetNotFoundError (a FileNotFoundError), gated access
+        first = " ".join(str(e).split())[:300]
+        offline = any(
+            os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+            for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+        )
+        fix = (
+            "offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and no cached copy was found: run once online,"
+            " or give --data-dir a local folder with train/ and val/"
+            if offline
+            else "check the name, log in for a gated dataset (hf auth login), or give --data-dir a local folder"
+        )
+        raise DataError(
+            f"--data-dir hf:{spec} cannot be opened ({type(e).__name__}: {first}): {fix}"
+        ) from None
 
 
 def _hub_datasets(name: str, train_tf: Any, eval_tf: Any, channels: int):
     ds = _load_hf(name)
-    label_key = "label"
-    image_key = "image"
-    num_classes = ds["train"].features[label_key].num_classes
+    image_key, label_key = image_and_label_keys(ds["train"].features, where=f"hf:{name}")
+    num_classes = _num_classes(ds["train"].features[label_key])
     mode = "L" if channels == 1 else "RGB"
     return (
         _HFImages(ds["train"], train_tf, image_key, label_key, mode),
@@ -130,13 +194,15 @@ def _hub_datasets(name: str, train_tf: Any, eval_tf: Any, channels: int):
 class _StreamImages:
     """A torch IterableDataset over this process's part of a streamed split: decode and transform each row."""
 
-    def __init__(self, dataset: Any, transform: Any, mode: str) -> None:
+    def __init__(
+        self, dataset: Any, transform: Any, mode: str, *, image_key: str = "image", label_key: str = "label"
+    ):
         import torch.utils.data
 
         class _Iter(torch.utils.data.IterableDataset):
             def __iter__(inner):
                 for row in dataset:
-                    yield transform(row["image"].convert(mode)), int(row["label"])
+                    yield transform(row[image_key].convert(mode)), int(row[label_key])
 
         self.dataset, self.iterable = dataset, _Iter()
 
@@ -176,13 +242,14 @@ def _streaming_loaders(
     spec = recipe.data_dir[len(HF_PREFIX) :]
     train = _load_hf(spec, split="train", streaming=True)
     val = _load_hf(spec, split="validation", streaming=True)
-    num_classes = train.features["label"].num_classes
+    image_key, label_key = image_and_label_keys(train.features, where=recipe.data_dir)
+    num_classes = _num_classes(train.features[label_key])
     split_info = (train.info.splits or {}).get("train")
     total = split_info.num_examples if split_info else None
     if (
         not total
     ):  # no size in the dataset info (local folders): count the labels once, without decoding images
-        total = sum(1 for _ in train.select_columns(["label"]))
+        total = sum(1 for _ in train.select_columns([label_key]))
     train = split_dataset_by_node(
         train.shuffle(seed=recipe.seed, buffer_size=10_000), rank=rank, world_size=world_size
     )
@@ -193,13 +260,13 @@ def _streaming_loaders(
         raise DataError(f"{recipe.data_dir}: {total} training images do not fill one global batch")
     return (
         StreamingLoader(
-            _StreamImages(train, train_tf, mode),
+            _StreamImages(train, train_tf, mode, image_key=image_key, label_key=label_key),
             batch_size=per_process_batch,
             steps=steps,
             workers=min(recipe.workers, train.num_shards),
         ),
         StreamingLoader(
-            _StreamImages(val, eval_tf, mode),
+            _StreamImages(val, eval_tf, mode, image_key=image_key, label_key=label_key),
             batch_size=per_process_batch,
             steps=None,
             workers=min(recipe.workers, val.num_shards),
@@ -251,8 +318,8 @@ def build_image_loaders(
     return train_loader, eval_loader, True
 
 
-def _check_classes(recipe: Recipe, n: int) -> None:
-    if n != recipe.num_classes:
+def _check_classes(recipe: Recipe, n: int | None) -> None:
+    if n is not None and n != recipe.num_classes:  # None: integer labels with no class count (webdataset cls)
         raise DataError(
             f"the dataset at {recipe.data_dir} has {n} classes but the recipe's model has "
             f"num_classes={recipe.num_classes}; pass --set num_classes={n} to train a new head"

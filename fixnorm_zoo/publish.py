@@ -18,7 +18,14 @@ from typing import Any
 
 from fixnorm_zoo.atomic import check_writable_target, fault_point
 from fixnorm_zoo.errors import DataError, PublishRefused, UnknownModelError
-from fixnorm_zoo.hub import WEIGHTS_FILE, check_repo_id, mirror_dir, mirror_repo_dir, sha256_file
+from fixnorm_zoo.hub import (
+    WEIGHTS_FILE,
+    check_hub_reachable,
+    check_repo_id,
+    mirror_dir,
+    mirror_repo_dir,
+    sha256_file,
+)
 from fixnorm_zoo.rundir import RunDir
 
 EVAL_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
@@ -109,6 +116,8 @@ def publish(
     dest = mirror_repo_dir(target, repo_id) if target is not None else None
     if dry_run and Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):
         raise PublishRefused(f"--dry-run {dry_run}: not a new or empty folder; name one that is")
+    if not dry_run and dest is None:
+        check_hub_reachable()  # before the re-evaluation: an upload that cannot happen should not cost it
     if twin is not None:
         twin_summary = _read_summary(Path(twin))
         if twin_summary.get("method") == recipe.method:
@@ -250,6 +259,9 @@ def _registry_entry(
             "filename": WEIGHTS_FILE,
             "size": result["size"],
             "sha256": result["sha256"],
+            # the package ships the same bytes only if they are the same file (tools/bundle_weights.py bundles)
+            "bundled": bool(base.get("hub", {}).get("bundled"))
+            and base["hub"].get("sha256") == result["sha256"],
         },
     }
     return entry
@@ -446,7 +458,15 @@ def _write_repo_folder(
         measured={**measured, "param_count": round(measured["param_count"], 3)},
         sha256=sha256_file(weights),
         size=weights.stat().st_size,
-        gmacs=existing.gmacs if existing else None,
+        # GMACs are the existing entry's measurement only if it is the same model (a --replace may change it)
+        gmacs=existing.gmacs
+        if existing and (existing.architecture, existing.model_args) == (recipe.model, recipe.model_args)
+        else None,
+        resume_changes=[
+            {"from_epoch": row["epoch"], "changes": row["resume_changes"]}
+            for row in RunDir(run_dir).read_history()
+            if row.get("resume_changes")
+        ],
         paper_top1=existing.paper_top1 if existing else None,
         twin=twin_row,
         comparison_file=comparison,

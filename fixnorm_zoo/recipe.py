@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.resources
 import math
 import re
 import types
@@ -20,18 +19,12 @@ from typing import Any, Literal
 
 from fixnorm_zoo.errors import RecipeError
 from fixnorm_zoo.preemption import signal_numbers
+from fixnorm_zoo.resources import package_data_dir
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
-def _recipes_dir() -> Path:
-    try:
-        return Path(str(importlib.resources.files("fixnorm_zoo.recipes")))
-    except ModuleNotFoundError:  # a checkout on sys.path without an install: the root folder itself
-        return Path(__file__).resolve().parent.parent / "recipes"
-
-
-RECIPES_DIR = _recipes_dir()
+RECIPES_DIR = package_data_dir("recipes")
 """The shipped recipes: the repository's ``recipes/`` folder, installed as the ``fixnorm_zoo.recipes`` package
 (package data: an installed wheel has them too)."""
 

@@ -39,6 +39,9 @@ class HubFile:
     # the weights also ship inside the package (fixnorm_zoo/bundled/ORG/NAME/FILE): small current baselines only,
     # so that `pip install` alone gives a working model; checked by the same sha256
     bundled: bool = False
+    # sha256 over the files the last push uploaded (names and contents): a re-push of an unchanged release folder
+    # is skipped instead of making an empty commit per repo
+    release_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,11 @@ def _check_entry(d: dict[str, Any]) -> None:
         raise FixNormZooError(
             f"{where}: hub.filename={filename!r} must be a plain file name (no '/', no '..')"
         )
+    for key in ("sha256", "release_sha256"):
+        sha = hub.get(key)
+        if sha not in (None, "") and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+            raise FixNormZooError(f"{where}: hub.{key} must be 64 lowercase hex digits")
     sha = hub.get("sha256")
-    if sha not in (None, "") and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
-        raise FixNormZooError(f"{where}: hub.sha256 must be 64 lowercase hex digits")
     if d.get("status") == "published" and not sha:
         raise FixNormZooError(
             f"{where}: status published without a hub.sha256: the weights cannot be verified"
@@ -238,7 +243,9 @@ class Registry:
                 except (TypeError, ValueError) as e:
                     name = d.get("name") if isinstance(d, dict) else d
                     raise FixNormZooError(f"zoo registry {layer}: entry {name!r} is malformed: {e}") from e
-                merged[m.name] = m  # a later layer (the user's file) replaces the package's entry of that name
+                merged[m.name] = (
+                    m  # a later layer (the user's file) replaces the package's entry of that name
+                )
         out = list(merged.values())
         owner: dict[str, str] = {}
         where = " + ".join(str(p) for p in self.layers)

@@ -16,6 +16,7 @@ recorded dense grid.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -93,7 +94,10 @@ class TrialLog:
                         "trial again"
                     )
                 lines.append(record)
-            if lines and lines[0].get("meta") != meta:
+            written = lines[0].get("meta") if lines else None
+            if isinstance(written, dict) and "recipe_sha256" not in written:  # a log from before the hash pin
+                meta = {k: v for k, v in meta.items() if k != "recipe_sha256"}
+            if lines and written != meta:
                 raise FixNormZooError(
                     f"{path} was written for other settings ({lines[0].get('meta')}); use another --output"
                 )
@@ -194,8 +198,14 @@ def tune(
     start = {k: getattr(recipe, k) or DEFAULT_CENTRES.get(k) for k in knobs}
     # the start point is part of what a log means: the search is deterministic given it, so a log is replayed
     # exactly only from the same start (a recipe that now holds the tuned values would start another search)
+    # the resolved recipe (every field but the tuned knobs and the engine's logging/worker settings) is pinned by
+    # its hash: re-running into the same output with other --set values must not rank another recipe's trials
+    pinned = {
+        k: v for k, v in recipe.to_dict().items() if k not in (*knobs, "workers", "log_every", "log_with")
+    }
     meta = {
         "recipe": recipe.name,
+        "recipe_sha256": hashlib.sha256(json.dumps(pinned, sort_keys=True, default=str).encode()).hexdigest(),
         "method": recipe.method,
         "proxy": proxy,
         "seed": recipe.seed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,3 +109,29 @@ def tiny_imagefolder(tmp_path_factory) -> Path:
                 pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(root / split / c / f"{c}_{i}.JPEG", quality=90)
     return root
+
+
+TINY_RESNET9S = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"widths": [8, 8, 16, 32]}}
+"""The fast recipe made tiny: 256 images, one epoch, widths 8-8-16-32 (a second or two)."""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """One finished tiny resnet9s run (:data:`TINY_RESNET9S`), shared by a test module."""
+    from fixnorm_zoo.recipe import load_recipe
+    from fixnorm_zoo.train import train
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    train(
+        load_recipe("fashion_mnist/resnet9s_fixnorm", overrides=TINY_RESNET9S), output_dir=out, progress=False
+    )
+    reset_accelerate()
+    return out
+
+
+@pytest.fixture
+def registry(tmp_path) -> Path:
+    """A copy of the package's zoo.json to publish into."""
+    path = tmp_path / "zoo.json"
+    shutil.copyfile(Path(__file__).resolve().parent.parent / "fixnorm_zoo" / "zoo.json", path)
+    return path

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import reset_accelerate
 
 from fixnorm_zoo.errors import FixNormZooError, IntegrityError, RecipeError
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"widths": [8, 8, 16, 32]}}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -49,25 +47,6 @@ def _one_error_line(r: subprocess.CompletedProcess) -> str:
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and ": error: " in lines[0], r.stderr
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """One finished tiny resnet9s run."""
-    from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.train import train
-
-    out = tmp_path_factory.mktemp("faults") / "run"
-    train(load_recipe("fashion_mnist/resnet9s_fixnorm", overrides=TINY), output_dir=out, progress=False)
-    reset_accelerate()
-    return out
-
-
-@pytest.fixture
-def registry(tmp_path) -> Path:
-    path = tmp_path / "zoo.json"
-    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", path)
-    return path
 
 
 # -- paths built from user input stay where they belong -------------------------------------------------------
@@ -428,3 +407,23 @@ def test_bad_num_classes_and_no_temp_folders_left(run, registry, tmp_path) -> No
         load("resnet50", pretrained=False, num_classes=-1)
     publish(run, repo_id="org/t", name="t", mirror=tmp_path / "m", registry=registry)
     assert [p.name for p in (tmp_path / "m" / "org").iterdir()] == ["t"]  # the staging folder became the repo
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"),
+        ({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot be reached"),
+    ],
+    ids=["offline", "no-endpoint"],
+)
+def test_publish_to_an_unreachable_hub_is_refused_before_the_re_evaluation(
+    run, registry, env, expected
+) -> None:
+    """Issue 24, section 2: publish (and push) check the Hub first: offline mode or an endpoint that does not
+    answer is one error line, before the re-evaluation's seconds, and nothing is written."""
+    before = registry.read_text()
+    r = _cli("publish", str(run), "--repo-id", "org/u", "--name", "u", "--registry", str(registry), **env)
+    line = _one_error_line(r)
+    assert expected in line and "--mirror" in line
+    assert registry.read_text() == before

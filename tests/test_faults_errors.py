@@ -56,6 +56,11 @@ CASES = {
         "--workers -1",
     ),
     "name-too-long": ([*TRAIN, "--output", "x" * 300], "use a shorter path"),
+    # issue 21, defect 3: a Hub dataset with HF_HUB_OFFLINE=1 (the tests' setting) and no cached copy
+    "hf-dataset-offline": (
+        ["train", "imagenet/efficientnet_b0_fixnorm", "--data-dir", "hf:ILSVRC/imagenet-1k", "--no-progress"],
+        "offline mode is on",
+    ),
     "newline-name": (
         ["publish", "run", "--repo-id", "org/x", "--name", "bad\nname", "--dry-run", "d"],
         "zoo name",
@@ -87,3 +92,25 @@ def test_inherit_chain_and_damaged_trial_log_are_one_line(tmp_path: Path) -> Non
     (out / "trials.jsonl").write_text(json.dumps(meta) + "\n{not json\n")
     line = _one_error_line(_cli(*TUNE, "--output", str(out), cwd=tmp_path))
     assert "line 2 is not a JSON record" in line and str(out / "trials.jsonl") in line
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path) -> None:
+    """Issue 21, defect 10: ``--debug`` is accepted before and after the subcommand."""
+    for args in (
+        ["--debug", *TRAIN, "--set", "num_classes=5"],
+        [*TRAIN, "--set", "num_classes=5", "--debug"],
+    ):
+        r = _cli(*args, cwd=tmp_path)
+        assert r.returncode != 0 and "Traceback" in r.stderr and "10 classes" in r.stderr, r.stderr[-2000:]
+
+
+def test_damaged_run_weights_are_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Issue 24: a run folder whose weights.safetensors is damaged (or another model's) is one error line naming
+    the file, not safetensors' or torch's traceback."""
+    run = tmp_path / "run"
+    r = _cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    weights = run / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    line = _one_error_line(_cli("eval", str(run), "--data", "fashion_mnist", cwd=tmp_path))
+    assert "cannot be loaded" in line and str(weights) in line

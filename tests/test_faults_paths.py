@@ -11,31 +11,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import reset_accelerate
 
 from fixnorm_zoo.atomic import atomic_write_text, check_writable_target
 from fixnorm_zoo.errors import FixNormZooError, PublishRefused
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"widths": [8, 8, 16, 32]}}
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.train import train
-
-    out = tmp_path_factory.mktemp("paths") / "run"
-    train(load_recipe("fashion_mnist/resnet9s_fixnorm", overrides=TINY), output_dir=out, progress=False)
-    reset_accelerate()
-    return out
-
-
-@pytest.fixture
-def registry(tmp_path) -> Path:
-    path = tmp_path / "zoo.json"
-    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", path)
-    return path
 
 
 def test_mirror_folder_swapped_for_a_symlink_during_the_reevaluation(
@@ -143,3 +123,44 @@ def test_check_writable_target_accepts_regular_files_and_new_paths(tmp_path) -> 
     assert check_writable_target(tmp_path / "file").st_size == 1
     with pytest.raises(FileExistsError, match="not a regular file"):
         check_writable_target(tmp_path)
+
+
+def test_card_shows_resume_changes_and_no_gmacs_of_another_model(run, registry, tmp_path) -> None:
+    """Issue 24, section 5: the card's "recipe as run" names a `--resume --set` change (here written into the log
+    row where the engine records it), and publishing over an entry of another architecture (`--replace`) does not
+    carry that entry's GMACs into the card."""
+    from fixnorm_zoo.publish import publish
+
+    changed = tmp_path / "run"
+    shutil.copytree(run, changed)
+    log = changed / "log.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    rows[-1]["resume_changes"] = {"lr": [0.1, 0.05]}
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "dry"
+    publish(changed, repo_id="org/t", name="resnet18.fixnorm_fmnist", dry_run=out, registry=registry)
+    card = (out / "README.md").read_text()
+    assert f"from epoch {rows[-1]['epoch']} on: `lr` 0.1 -> 0.05" in card
+    assert "GMACs | n/a" in card and "0.047" not in card  # resnet18's GMACs are not this resnet9s's
+    # a 256-image run's card does not tell users that the shipped recipe reproduces it
+    command = next(line for line in card.splitlines() if "train it again with" in line)
+    assert (
+        "fixnorm-zoo train fashion_mnist/resnet9s_fixnorm --set" in command
+        and "--set train_subset=256" in command
+    )
+
+
+def test_eval_results_csv_on_a_full_disk_still_gives_the_measurement(run, tmp_path, monkeypatch) -> None:
+    """Issue 24, section 5: `eval --results-csv` whose write fails (ENOSPC) reports the measured numbers in its
+    error instead of losing them."""
+    import errno
+
+    from fixnorm_zoo import evaluate as evaluate_mod
+    from fixnorm_zoo.errors import ResultsNotSaved
+
+    def full(path, row):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(evaluate_mod, "append_results_row", full)
+    with pytest.raises(ResultsNotSaved, match=r"measured top-1 \d+\.\d+ top-5 .*No space left"):
+        evaluate_mod.evaluate(str(run), data="fashion_mnist", results_csv=tmp_path / "r.csv")

@@ -414,6 +414,15 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     revision = _entry(registry, "released")["hub"]["revision"]
     assert revision and len(revision) == 40 and revision in r.stdout
+    # issue 21, defect 6: an unchanged release is not pushed again (no empty commit); --force pushes anyway
+    r = _cli(env, "push", str(tmp_path / "release"), "--name", "released")
+    assert r.returncode == 0 and "unchanged since commit" in r.stdout, r.stdout + r.stderr
+    assert _entry(registry, "released")["hub"]["revision"] == revision
+    r = _cli(env, "push", str(tmp_path / "release"), "--name", "released", "--force")
+    assert r.returncode == 0, r.stderr
+    forced = _entry(registry, "released")["hub"]["revision"]
+    assert forced != revision and forced in r.stdout
+    revision = forced
     r = _outputs_in_subprocess(
         env, "import fixnorm_zoo\nmodel = fixnorm_zoo.load('released')", tmp_path / "o.pt"
     )

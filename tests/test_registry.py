@@ -199,3 +199,36 @@ def test_a_users_publishes_go_to_the_user_file_merged_over_the_package(tmp_path,
     assert "my_model" in list_models() and "resnet9s.fixnorm_fmnist" in list_models()
     assert model_info("fmnist_resnet9s_wd").notes == "my re-publish"  # by alias, the user's entry wins
     assert Registry(REGISTRY_FILE).get("resnet9s.wd_fmnist").notes != "my re-publish"
+
+
+def test_eval_transform_takes_colour_and_grayscale_images() -> None:
+    """Issue 21, defect 5: a colour photo through a 1-channel model's transform (and a grayscale scan through an
+    RGB model's) is converted to the model's channels, not a shape error."""
+    from PIL import Image
+
+    from fixnorm_zoo import get_transforms
+
+    rgb = Image.new("RGB", (40, 30), (200, 100, 50))
+    gray = rgb.convert("L")
+    fmnist = get_transforms("resnet9s.fixnorm_fmnist")
+    assert fmnist(rgb).shape == (1, 28, 28) and torch.equal(fmnist(rgb), fmnist(gray))
+    imagenet = get_transforms("efficientnet_b0.fixnorm_in1k")
+    assert imagenet(gray).shape == (3, 224, 224)
+
+
+def test_timm_script_runs_a_timm_script_with_the_zoo_registered(tmp_path) -> None:
+    """Issue 21: the cards' validate.py line. A stand-in for timm's script sees resnet9s and the zoo's tags in
+    timm's registry, its own arguments unchanged; a missing script is one error line."""
+    import subprocess
+
+    script = tmp_path / "validate.py"
+    script.write_text(
+        "import sys, timm\n"
+        "print(timm.is_model('resnet9s'), 'resnet9s.fixnorm_fmnist' in timm.list_models(pretrained=True), sys.argv[1:])\n"
+    )
+    cmd = [sys.executable, "-m", "fixnorm_zoo.timm_script"]
+    r = subprocess.run([*cmd, str(script), "--model", "x", "--in-chans", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "True True ['--model', 'x', '--in-chans', '1']"
+    r = subprocess.run([*cmd, str(tmp_path / "nope.py")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "error:" in r.stderr

@@ -107,6 +107,15 @@ def test_tune_log_resumes_without_repeating_trials(tmp_path: Path, monkeypatch) 
     assert (tmp_path / "trials.png").stat().st_size > 10_000 and (tmp_path / "trials.csv").is_file()
     with pytest.raises(FixNormZooError, match="other settings"):
         tuning.tune(recipe, trials=9, **{**kw, "proxy_epochs": 3})
+    # issue 24: the log pins the resolved recipe, not its name: another --set into the same output is refused
+    other = load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"label_smoothing": 0.2})
+    with pytest.raises(FixNormZooError, match="other settings"):
+        tuning.tune(other, trials=9, **kw)
+    # a log written before the pin (no recipe_sha256 in its meta) still continues
+    meta = json.loads(json.dumps(lines[0]))  # a copy of the meta line
+    meta["meta"].pop("recipe_sha256")
+    (tmp_path / "trials.jsonl").write_text("\n".join(json.dumps(x) for x in [meta, *lines[1:]]) + "\n")
+    assert len(tuning.tune(recipe, trials=9, **kw)["trials"]) == len(second["trials"])
 
 
 def test_wd_twin_tunes_weight_decay_and_lr(tmp_path: Path, monkeypatch) -> None:
