@@ -235,6 +235,7 @@ class Registry:
         for layer in self.layers:
             if layer != self.layers[0] and not layer.exists():
                 continue  # no user file yet: the package's entries alone
+            in_layer: set[str] = set()
             for d in self._data(layer)["models"]:
                 try:
                     m = ModelInfo.from_dict(d)
@@ -243,9 +244,14 @@ class Registry:
                 except (TypeError, ValueError) as e:
                     name = d.get("name") if isinstance(d, dict) else d
                     raise FixNormZooError(f"zoo registry {layer}: entry {name!r} is malformed: {e}") from e
-                merged[m.name] = (
-                    m  # a later layer (the user's file) replaces the package's entry of that name
-                )
+                if m.name in in_layer:
+                    raise FixNormZooError(
+                        f"zoo registry {layer}: the name {m.name!r} is used by both of two entries: each name and "
+                        "alias must be unique"
+                    )
+                in_layer.add(m.name)
+                # a later layer (the user's file) replaces the package's entry of that name
+                merged[m.name] = m
         out = list(merged.values())
         owner: dict[str, str] = {}
         where = " + ".join(str(p) for p in self.layers)

@@ -90,12 +90,19 @@ def register_timm_tags(*, registry: str | Path | None = None) -> list[str]:
         if not timm.models.is_model(arch):
             continue  # an architecture this timm does not have: nothing to attach the tag to
         original = _ORIGINAL_ENTRYPOINTS.setdefault(arch, model_entrypoint(arch))
-        ours = {f"{arch}.{m.tag}": timm_pretrained_cfg(m) for m in entries}
         theirs = {
             k: v
             for k, v in get_arch_pretrained_cfgs(arch).items()
             if not (v.notes and str(v.notes[0]).startswith("fixnorm_zoo "))  # a previous registration's
         }
+        # the architecture's own layout fields (first conv, classifier, pool size) stay in every tag's cfg
+        layout = {}
+        for cfg in theirs.values():
+            layout = {
+                k: getattr(cfg, k) for k in ("first_conv", "classifier", "pool_size") if getattr(cfg, k, None)
+            }
+            break
+        ours = {f"{arch}.{m.tag}": {**layout, **timm_pretrained_cfg(m)} for m in entries}
         default_cfgs.update(generate_default_cfgs({**theirs, **ours}))
         with warnings.catch_warnings():
             warnings.simplefilter(
