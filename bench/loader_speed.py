@@ -17,10 +17,8 @@ needs ceil(S / P) workers.
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +30,6 @@ CLASSES = ("n01440764", "n01443537", "n01484850", "n01491361")
 
 def make_files(root: Path, n: int) -> dict[str, Path]:
     """n JPEGs in an ImageFolder, then the same bytes as webdataset and parquet shards (2 per split)."""
-    import datasets
     import numpy as np
     from PIL import Image
 
@@ -47,29 +44,11 @@ def make_files(root: Path, n: int) -> dict[str, Path]:
             path = folder / f"{i:05d}.JPEG"
             Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path, quality=90)
             samples[split].append((path, c))
-    wds, pq = root / "wds", root / "parquet" / "data"
-    wds.mkdir()
-    pq.mkdir(parents=True)
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(CLASSES))}
-    )
+    from fixnorm_zoo.image_folder import write_shards
+
     for split, name in (("train", "train"), ("val", "validation")):
-        for shard in range(2):
-            part = samples[split][shard::2]
-            with tarfile.open(wds / f"imagenet1k-{name}-{shard:04d}.tar", "w") as tar:
-                for i, (path, label) in enumerate(part):
-                    for ext, data in (("jpg", path.read_bytes()), ("cls", str(label).encode())):
-                        info = tarfile.TarInfo(f"{name}_{shard}_{i:05d}.{ext}")
-                        info.size = len(data)
-                        tar.addfile(info, io.BytesIO(data))
-            table = {
-                "image": [{"bytes": p.read_bytes(), "path": None} for p, _ in part],
-                "label": [c for _, c in part],
-            }
-            datasets.Dataset.from_dict(table, features=features).to_parquet(
-                str(pq / f"{name}-{shard:05d}-of-00002.parquet")
-            )
-    return {"folder": root / "folder", "webdataset": wds, "parquet": root / "parquet"}
+        write_shards(samples[split], root, split=name, class_names=list(CLASSES))
+    return {"folder": root / "folder", "webdataset": root / "webdataset", "parquet": root / "parquet"}
 
 
 def ours(data_dir: str, workers: int):

@@ -324,3 +324,42 @@ def _check_classes(recipe: Recipe, n: int | None) -> None:
             f"the dataset at {recipe.data_dir} has {n} classes but the recipe's model has "
             f"num_classes={recipe.num_classes}; pass --set num_classes={n} to train a new head"
         )
+
+
+def write_shards(
+    samples: list[tuple[Path, int]],
+    folder: str | Path,
+    *,
+    split: str,
+    class_names: list[str],
+    shards: int = 2,
+) -> None:
+    """Write ``(JPEG path, label)`` samples as the shard formats above, ``shards`` of each: webdataset tars under
+    ``folder/webdataset`` (``imagenet1k-{split}-NNNN.tar``, ``KEY.jpg`` + ``KEY.cls``) and parquet files under
+    ``folder/parquet/data`` (``{split}-NNNNN-of-NNNNN.parquet``, ``image`` bytes + ``label`` ClassLabel). The JPEG
+    bytes are copied, not re-encoded. ``split``: ``train`` or ``validation``. Used to turn an ImageFolder into the
+    layouts clusters train from, and by the tests and ``bench/loader_speed.py`` to make them small."""
+    import io
+    import tarfile
+
+    import datasets
+
+    folder = Path(folder)
+    wds, pq = folder / "webdataset", folder / "parquet" / "data"
+    wds.mkdir(parents=True, exist_ok=True)
+    pq.mkdir(parents=True, exist_ok=True)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
+    for shard in range(shards):
+        part = samples[shard::shards]
+        with tarfile.open(wds / f"imagenet1k-{split}-{shard:04d}.tar", "w") as tar:
+            for i, (path, label) in enumerate(part):
+                for ext, data in (("jpg", Path(path).read_bytes()), ("cls", str(label).encode())):
+                    info = tarfile.TarInfo(f"{split}_{shard}_{i:06d}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        table = {
+            "image": [{"bytes": Path(p).read_bytes(), "path": None} for p, _ in part],
+            "label": [c for _, c in part],
+        }
+        name = f"{split}-{shard:05d}-of-{shards:05d}.parquet"
+        datasets.Dataset.from_dict(table, features=features).to_parquet(str(pq / name))

@@ -173,45 +173,22 @@ def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_pat
 
 @pytest.fixture(scope="module")
 def tiny_shards(tiny_imagefolder: Path, tmp_path_factory) -> dict[str, Path]:
-    """The tiny folder's JPEG bytes as the formats ImageNet is trained from: webdataset shards laid out as
-    timm/imagenet-1k-wds (``imagenet1k-{split}-NNNN.tar``, samples ``KEY.jpg`` + ``KEY.cls``) and parquet shards as
-    the Hub's imagenet-1k (``data/{split}-NNNNN-of-NNNNN.parquet``, ``image`` {bytes} + ``label`` ClassLabel); two
-    shards per split, so two ranks can each read their own."""
-    import io
-    import tarfile
-
-    import datasets
+    """The tiny folder's JPEG bytes as the formats ImageNet is trained from (``write_shards``): webdataset shards
+    laid out as timm/imagenet-1k-wds and parquet shards as the Hub's imagenet-1k, two shards per split, so two ranks
+    can each read their own."""
     from conftest import IMAGE_FOLDER_CLASSES
 
+    from fixnorm_zoo.image_folder import write_shards
+
     root = tmp_path_factory.mktemp("shards")
-    wds, pq = root / "wds", root / "parquet" / "data"
-    wds.mkdir()
-    pq.mkdir(parents=True)
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(IMAGE_FOLDER_CLASSES))}
-    )
     for split, folder in (("train", "train"), ("validation", "val")):
         samples = [
             (p, c)
             for c, name in enumerate(IMAGE_FOLDER_CLASSES)
             for p in sorted((tiny_imagefolder / folder / name).iterdir())
         ]
-        for shard in range(2):
-            part = samples[shard::2]
-            with tarfile.open(wds / f"imagenet1k-{split}-{shard:04d}.tar", "w") as tar:
-                for i, (path, label) in enumerate(part):
-                    for ext, data in (("jpg", path.read_bytes()), ("cls", str(label).encode())):
-                        info = tarfile.TarInfo(f"{split}_{shard}_{i:04d}.{ext}")
-                        info.size = len(data)
-                        tar.addfile(info, io.BytesIO(data))
-            table = {
-                "image": [{"bytes": p.read_bytes(), "path": None} for p, _ in part],
-                "label": [c for _, c in part],
-            }
-            datasets.Dataset.from_dict(table, features=features).to_parquet(
-                str(pq / f"{split}-{shard:05d}-of-00002.parquet")
-            )
-    return {"webdataset": wds, "parquet": root / "parquet"}
+        write_shards(samples, root, split=split, class_names=list(IMAGE_FOLDER_CLASSES))
+    return {"webdataset": root / "webdataset", "parquet": root / "parquet"}
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
