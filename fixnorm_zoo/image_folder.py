@@ -14,7 +14,6 @@ split's size in the dataset info), so all-reduces never wait on a rank that ran 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,10 +163,11 @@ def _load_hf(spec: str, **kwargs):
         ValueError,
     ) as e:  # ConnectionError, DatasetNotFoundError (a FileNotFoundError), gated access
         first = " ".join(str(e).split())[:300]
-        offline = any(
-            os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
-            for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-        )
+        import datasets.config
+
+        offline = bool(
+            datasets.config.HF_HUB_OFFLINE
+        )  # datasets' own reading of HF_HUB_OFFLINE / HF_DATASETS_OFFLINE
         fix = (
             "offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and no cached copy was found: run once online,"
             " or give --data-dir a local folder with train/ and val/"
