@@ -8,6 +8,7 @@ writers with one fixed temp name overwrite each other's) and never left behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
@@ -16,7 +17,45 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable_target", "file_lock"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_writable_target",
+    "file_lock",
+    "writer_errors_as_os_errors",
+]
+
+
+@contextlib.contextmanager
+def writer_errors_as_os_errors(path: str | Path) -> Iterator[None]:
+    """Raise the OSError a full disk really is when a serializer reports it in its own words.
+
+    Why: torch's zip writer says ``unexpected pos 70912 vs 70800`` (a RuntimeError) and safetensors a
+    ``SafetensorError`` when the disk fills mid-write; neither names the disk, so the CLI cannot say "free space".
+    Errors not about writing pass through unchanged.
+    """
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (RuntimeError, SafetensorError) as e:
+        text = str(e)
+        torch_writer = "unexpected pos" in text or "PytorchStreamWriter failed" in text
+        if not (torch_writer or isinstance(e, SafetensorError)):
+            raise
+        target = Path(path)
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        import shutil
+
+        no_space = "No space left" in text or (torch_writer and shutil.disk_usage(target).free < 1 << 20)
+        if torch_writer and not no_space:
+            raise
+        raise OSError(
+            errno.ENOSPC if no_space else errno.EIO,
+            "No space left on device" if no_space else text,
+            str(path),
+        ) from e
 
 
 def _umask() -> int:

@@ -154,9 +154,11 @@ def read_verified_weights(info: ModelInfo, **fetch_kwargs) -> bytes:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != info.hub.sha256:
+        revision = fetch_kwargs.get("revision") or info.hub.revision
+        at = f" (revision {revision})" if revision else ""  # a mirror or the bundled copy has no revision
         raise IntegrityError(
-            f"{info.name}: refusing to load {path}: its sha256 is {digest} but the registry pins {info.hub.sha256} "
-            f"(revision {fetch_kwargs.get('revision') or info.hub.revision}). The file was corrupted or replaced; "
+            f"{info.name}: refusing to load {path}: its sha256 is {digest} but the registry pins {info.hub.sha256}"
+            f"{at}. The file was corrupted or replaced; "
             "delete it from the cache (or mirror) and download again, and report it if it persists."
         )
     return data

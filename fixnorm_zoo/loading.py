@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fixnorm_zoo.errors import FixNormZooError
+from fixnorm_zoo.errors import FixNormZooError, IntegrityError
 from fixnorm_zoo.registry import ModelInfo, Registry
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ def load(
         UnknownModelError: no such model (close matches listed).
         FixNormZooError: no published weights yet (the message gives the training command), the weights cannot
             be had (offline without a cache, say), or ``num_classes`` is not positive.
-        IntegrityError: the weights file's sha256 differs from the registry's.
+        IntegrityError: the weights file's sha256 differs from the registry's, or its tensors do not fit the
+            model the entry describes.
     """
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
         raise FixNormZooError(
@@ -103,7 +104,21 @@ def load(
         data = read_verified_weights(
             info, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, mirror=mirror
         )
-        model.load_state_dict(load_safetensors(data), strict=True)
+        from safetensors import SafetensorError
+
+        try:
+            model.load_state_dict(load_safetensors(data), strict=True)
+        except (
+            SafetensorError,
+            RuntimeError,
+        ) as e:  # verified bytes that are not this entry's model: a bad entry
+            first = " ".join(str(e).split())[:300]
+            raise IntegrityError(
+                f"{info.name}: its sha256-verified weights cannot be loaded into the model its registry entry "
+                f"describes ({info.architecture}, model_args {info.model_args}, num_classes {info.num_classes}; "
+                f"{type(e).__name__}: {first}). Fix the entry (architecture, model_args, num_classes, hub.sha256) to "
+                "match the weights it was published with"
+            ) from None
     if num_classes is not None and num_classes != info.num_classes:
         model.reset_classifier(num_classes)
         model.pretrained_cfg["num_classes"] = num_classes

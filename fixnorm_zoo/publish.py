@@ -9,7 +9,6 @@ top-1 by more than ``tolerance`` points, or when an eval setting is unknown.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import tempfile
@@ -382,17 +381,10 @@ def _alive(pid: int) -> bool:
 
 def _write_repo_folder_or_fail(run_dir: Path, folder: Path, **kwargs) -> None:
     """:func:`_write_repo_folder`, with safetensors' own I/O error (a full disk, say) raised as the OSError it is."""
-    from safetensors import SafetensorError
+    from fixnorm_zoo.atomic import writer_errors_as_os_errors
 
-    try:
+    with writer_errors_as_os_errors(folder):
         _write_repo_folder(run_dir, folder, **kwargs)
-    except SafetensorError as e:
-        no_space = "No space left" in str(e)
-        raise OSError(
-            errno.ENOSPC if no_space else errno.EIO,
-            "No space left on device" if no_space else str(e),
-            str(folder),
-        ) from e
 
 
 def _write_repo_folder(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.atomic import atomic_write_text
+from fixnorm_zoo.atomic import atomic_write_text, writer_errors_as_os_errors
 from fixnorm_zoo.errors import DataError
 
 _CHECKPOINT_NAME = re.compile(r"epoch_\d{4}(_step_\d{9})?")
@@ -168,11 +168,16 @@ class RunDir:
 
         path = self.weights_file(ema=ema)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(
-            {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
-            str(tmp),
-            metadata={"format": "pt"},
-        )
+        try:
+            with writer_errors_as_os_errors(path):
+                save_file(
+                    {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+                    str(tmp),
+                    metadata={"format": "pt"},
+                )
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
         return path
 
@@ -225,16 +230,21 @@ class RunDir:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
+        try:
+            with writer_errors_as_os_errors(tmp):  # a full disk, said as such (torch says "unexpected pos")
+                accelerator.save_state(str(tmp))
+                if accelerator.is_main_process and ema_state is not None:
+                    from safetensors.torch import save_file
+
+                    save_file(
+                        {k: v.detach().contiguous().cpu() for k, v in ema_state.items()},
+                        str(tmp / self.EMA_WEIGHTS),
+                    )
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # the half-written folder would only hold the space
+            raise
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            if ema_state is not None:
-                from safetensors.torch import save_file
-
-                save_file(
-                    {k: v.detach().contiguous().cpu() for k, v in ema_state.items()},
-                    str(tmp / self.EMA_WEIGHTS),
-                )
             atomic_write_text(
                 tmp / self.TRAIN_STATE, json.dumps(train_state)
             )  # last: marks the folder complete

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_RESNET9S
 
 from fixnorm_zoo.errors import FixNormZooError, IntegrityError, RecipeError
 
@@ -307,6 +308,36 @@ def test_full_disk_is_an_error_line_and_leaves_nothing_half_written(run, registr
         assert "full" not in {m["name"] for m in json.loads(registry.read_text())["models"]}
         leftovers = [p for p in disk.rglob("*") if p.is_file()]
         assert leftovers == [], leftovers  # the staging folder went with the error
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="a tmpfs needs root and mount")
+def test_training_onto_a_full_disk_says_so_in_one_line(tmp_path) -> None:
+    """Issue 24: a checkpoint written onto a full tmpfs was torch's "unexpected pos 70912 vs 70800" traceback; now
+    one line naming the folder and "free space", and no half-written checkpoint folder holding the space."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        sets = [f"--set={k}={v}" for k, v in TINY_RESNET9S.items() if k != "model_args"]
+        r = _cli(
+            "train",
+            "fashion_mnist/resnet9s_fixnorm",
+            *sets,
+            "--set",
+            "model_args.widths=[8,8,16,32]",
+            "--output",
+            str(disk / "run"),
+            "--no-progress",
+        )
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        errors = [line for line in r.stderr.splitlines() if ": error: " in line]  # (timm warns of a 1-epoch cosine)
+        assert len(errors) == 1, r.stderr
+        line = errors[0]
+        assert "No space left" in line and "free space" in line and "checkpoints" in line
+        assert not [p for p in (disk / "run" / "checkpoints").iterdir()]
     finally:
         subprocess.run(["umount", str(disk)])
 

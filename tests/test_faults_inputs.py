@@ -154,3 +154,53 @@ def test_new_run_over_a_users_files_is_refused(tmp_path) -> None:
         train_mod.train(tiny_recipe(), output_dir=out, progress=False)
     reset_accelerate()
     assert (out / "weights.safetensors").read_text() == "w" and (out / "log.jsonl").read_text() == "l"
+
+
+def _bundled_entry(**over) -> dict:
+    models = json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())["models"]
+    base = next(m for m in models if m.get("hub", {}).get("bundled"))
+    return {**base, "aliases": [], **over}
+
+
+def test_weights_that_do_not_fit_their_entry_are_one_error_naming_the_entry(tmp_path) -> None:
+    """A registry entry whose model_args differ from its (sha256-verified) weights: one line naming the entry and
+    what to fix (was: torch's 60-line size-mismatch RuntimeError), from Python and from the CLI."""
+    from fixnorm_zoo import load
+    from fixnorm_zoo.errors import IntegrityError
+
+    entry = _bundled_entry(name="resnet9s.wide", model_args={"widths": [16, 32, 64, 256]})
+    registry = _registry_with(tmp_path, [entry])
+    with pytest.raises(
+        IntegrityError, match=r"resnet9s\.wide: its sha256-verified weights cannot be loaded"
+    ) as e:
+        load("resnet9s.wide", registry=registry)
+    assert "[16, 32, 64, 256]" in str(e.value) and "Fix the entry" in str(e.value)
+    env = {**os.environ, "FIXNORM_ZOO_REGISTRY": str(registry), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "fixnorm_zoo.cli", "eval", "resnet9s.wide", "--data", "fashion_mnist"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "resnet9s.wide" in r.stderr
+
+
+def test_a_mirror_file_with_another_sha_names_no_missing_revision(tmp_path) -> None:
+    """The sha256 refusal of a mirror file says where the file is, never "(revision None)"."""
+    from fixnorm_zoo import load
+    from fixnorm_zoo.errors import IntegrityError
+
+    entry = _bundled_entry(name="resnet9s.mirrored")
+    entry["hub"] = {**entry["hub"], "bundled": False, "revision": None}
+    registry = _registry_with(tmp_path, [entry])
+    target = tmp_path / "m" / entry["hub"]["repo_id"] / entry["hub"]["filename"]
+    target.parent.mkdir(parents=True)
+    source = ROOT / "fixnorm_zoo" / "bundled" / entry["hub"]["repo_id"] / entry["hub"]["filename"]
+    data = bytearray(source.read_bytes())
+    data[-1] ^= 1  # same size, other sha256
+    target.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="its sha256 is") as e:
+        load("resnet9s.mirrored", registry=registry, mirror=tmp_path / "m")
+    assert "revision None" not in str(e.value) and "(revision" not in str(e.value)
