@@ -275,21 +275,14 @@ def run_train(entry: dict[str, Any], *, threads: int, yardstick=None) -> dict[st
     return row
 
 
-def run_tune(entry: dict[str, Any], *, threads: int) -> list[dict[str, Any]]:
-    """Run (or continue) one tuner search; returns one row per trial and keeps its log, plot and best.yaml."""
-    out = ROOT / "runs" / "tune" / entry["id"]
-    args = ["tune", entry["recipe"], *shlex.split(entry["args"]), "--output", str(out.relative_to(ROOT))]
-    command = f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
-    kept = TUNER / f"{entry['id']}_trials.jsonl"
-    if kept.is_file() and not (out / "trials.jsonl").is_file():  # replay the kept log: no trial runs twice
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(kept, out / "trials.jsonl")
-    print(f"$ {command}", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    subprocess.run([*CLI, *args, "--no-progress"], cwd=ROOT, env=env, check=True)
-    for name in ("trials.jsonl", "trials.png", "best.yaml"):
-        shutil.copyfile(out / name, TUNER / f"{entry['id']}_{name}")
-    lines = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines() if x.strip()]
+def tune_budget(entry: dict[str, Any]) -> int:
+    """The entry's trial budget (its ``--trials``; the CLI's default 10 when absent)."""
+    args = shlex.split(entry["args"])
+    return int(args[args.index("--trials") + 1]) if "--trials" in args else 10
+
+
+def tune_rows(entry: dict[str, Any], lines: list[dict[str, Any]], *, command: str, threads: int) -> list[dict]:
+    """One row per finished trial of a trial log (its first line is the meta)."""
     meta = lines[0]["meta"]
     rows = []
     for r in lines[1:]:
@@ -316,6 +309,42 @@ def run_tune(entry: dict[str, Any], *, threads: int) -> list[dict[str, Any]]:
     return rows
 
 
+def run_tune(entry: dict[str, Any], *, threads: int) -> None:
+    """Run (or continue) one tuner search, one trial per call of the tuner: after each, its log, plot and best.yaml
+    are copied to eval/tuner/ and its row appended, so a session that stops mid-search loses at most the running
+    trial and the next session continues from the kept log (replayed: no trial runs twice). Trials already in the
+    kept log but not yet in the results file (a search extended by hand, say) get their rows first."""
+    out = ROOT / "runs" / "tune" / entry["id"]
+    kept = TUNER / f"{entry['id']}_trials.jsonl"
+    if kept.is_file() and not (out / "trials.jsonl").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kept, out / "trials.jsonl")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    args = ["tune", entry["recipe"], *shlex.split(entry["args"]), "--output", str(out.relative_to(ROOT))]
+    command = f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
+    budget = tune_budget(entry)
+
+    def sync() -> int:
+        lines = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines() if x.strip()]
+        have = {r["id"] for r in read_rows()}
+        new = [r for r in tune_rows(entry, lines, command=command, threads=threads) if r["id"] not in have]
+        append_rows(new)
+        return len([r for r in read_rows() if r["id"].startswith(entry["id"] + "/")])
+
+    done = sync() if (out / "trials.jsonl").is_file() else 0
+    print(f"$ {command}  ({done} of {budget} trials recorded)", flush=True)
+    for n in range(done + 1, budget + 1):  # --trials n: what the log holds replays, the rest up to n runs
+        per_call = [a if i == 0 or args[i - 1] != "--trials" else str(n) for i, a in enumerate(args)]
+        if "--trials" not in per_call:
+            per_call[2:2] = ["--trials", str(n)]
+        subprocess.run([*CLI, *per_call, "--no-progress"], cwd=ROOT, env=env, check=True)
+        for name in ("trials.jsonl", "trials.png", "best.yaml"):
+            shutil.copyfile(out / name, TUNER / f"{entry['id']}_{name}")
+        done = sync()
+        if done < n:  # the search ended before spending n trials: it has converged
+            break
+
+
 def run(only: list[str] | None) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     default_threads = int(manifest.get("threads", 2))
@@ -326,10 +355,10 @@ def run(only: list[str] | None) -> None:
         return lambda: measure_yardstick(threads=threads)
 
     for entry in manifest.get("tunes") or []:
-        done = any(r["id"].startswith(entry["id"] + "/") for r in read_rows())
+        done = sum(r["id"].startswith(entry["id"] + "/") for r in read_rows()) >= tune_budget(entry)
         if done or (only and entry["id"] not in only):
             continue
-        append_rows(run_tune(entry, threads=int(entry.get("threads", default_threads))))
+        run_tune(entry, threads=int(entry.get("threads", default_threads)))
     for entry in manifest.get("runs") or []:
         done = any(r["id"] == entry["id"] for r in read_rows())
         if done or (only and entry["id"] not in only):

@@ -131,3 +131,59 @@ def test_readme_tables_are_generated_from_the_rows() -> None:
     for name, text in texts.items():  # the README's links to docs pages resolve
         for link in re.findall(r"\]\((docs/[^)#]+\.md)", text):
             assert (ROOT / link).is_file(), f"{name} links {link}, which does not exist"
+
+
+FAKE_TUNER = """
+import json, sys
+from pathlib import Path
+argv = sys.argv[1:]
+n, out = int(argv[argv.index("--trials") + 1]), Path(argv[argv.index("--output") + 1])
+log = out / "trials.jsonl"
+lines = log.read_text().splitlines()
+stop = int(Path(sys.argv[0]).with_name("stop").read_text())
+k = len(lines) - 1
+while k < min(n, stop):
+    lines.append(json.dumps({"trial": f"lr={k}", "params": {"lr": k}, "status": "ok", "score": 90 + k,
+                             "top5": 99, "time_s": 60}))
+    k += 1
+log.write_text("\\n".join(lines) + "\\n")
+(out / "trials.png").write_bytes(b"png")
+(out / "best.yaml").write_text("lr: 0")
+with open(Path(sys.argv[0]).with_name("calls"), "a") as f:
+    f.write(f"{n}\\n")
+"""
+
+
+def test_a_tune_entry_continues_trial_by_trial_from_its_kept_log(tmp_path, monkeypatch) -> None:
+    """record.py runs a search one trial per tuner call and records each trial as it ends, so a stop mid-search
+    loses at most one trial; trials in the kept log but not yet in the rows are recorded first; a search that
+    converges before its budget is not called again and again."""
+    rec = _record()
+    rows: list[dict] = []
+    monkeypatch.setattr(rec, "read_rows", lambda path=None: list(rows))
+    monkeypatch.setattr(rec, "append_rows", lambda new, path=None: rows.extend(new))
+    monkeypatch.setattr(rec, "ROOT", tmp_path)
+    monkeypatch.setattr(rec, "TUNER", tmp_path / "eval" / "tuner")
+    script = tmp_path / "fake" / "tuner.py"
+    script.parent.mkdir()
+    script.write_text(FAKE_TUNER)
+    monkeypatch.setattr(rec, "CLI", [__import__("sys").executable, str(script)])
+    (script.parent / "stop").write_text("99")
+    rec.TUNER.mkdir(parents=True)
+    meta = {"meta": {"method": "wd", "seed": 0, "proxy": {"epochs": 10, "holdout": 10000}}}
+    first = {"trial": "lr=0", "params": {"lr": 0}, "status": "ok", "score": 90, "top5": 99, "time_s": 60}
+    (rec.TUNER / "t_trials.jsonl").write_text(json.dumps(meta) + "\n" + json.dumps(first) + "\n")
+    entry = {"id": "t", "recipe": "fashion_mnist/resnet9s_wd", "args": "--strategy grid --trials 3"}
+
+    rec.run_tune(entry, threads=1)
+    assert [r["id"] for r in rows] == ["t/lr=0", "t/lr=1", "t/lr=2"]
+    assert (script.parent / "calls").read_text().split() == ["2", "3"]  # one new trial per call
+    assert json.loads((rec.TUNER / "t_trials.jsonl").read_text().splitlines()[-1])["trial"] == "lr=2"
+
+    (script.parent / "calls").unlink()
+    rec.run_tune(entry, threads=1)  # complete: nothing runs, nothing is recorded twice
+    assert not (script.parent / "calls").exists() and len(rows) == 3
+
+    (script.parent / "stop").write_text("4")  # this search ends after 4 trials of a budget of 8
+    rec.run_tune({**entry, "args": "--strategy grid --trials 8"}, threads=1)
+    assert len(rows) == 4 and (script.parent / "calls").read_text().split() == ["4", "5"]
