@@ -281,7 +281,9 @@ def tune_budget(entry: dict[str, Any]) -> int:
     return int(args[args.index("--trials") + 1]) if "--trials" in args else 10
 
 
-def tune_rows(entry: dict[str, Any], lines: list[dict[str, Any]], *, command: str, threads: int) -> list[dict]:
+def tune_rows(
+    entry: dict[str, Any], lines: list[dict[str, Any]], *, command: str, threads: int
+) -> list[dict]:
     """One row per finished trial of a trial log (its first line is the meta)."""
     meta = lines[0]["meta"]
     rows = []
@@ -309,29 +311,41 @@ def tune_rows(entry: dict[str, Any], lines: list[dict[str, Any]], *, command: st
     return rows
 
 
+def _tune_command(entry: dict[str, Any], *, threads: int) -> tuple[Path, list[str], str]:
+    out = ROOT / "runs" / "tune" / entry["id"]
+    args = ["tune", entry["recipe"], *shlex.split(entry["args"]), "--output", str(out.relative_to(ROOT))]
+    return out, args, f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
+
+
+def sync_tune(entry: dict[str, Any], *, threads: int, log: Path | None = None) -> int:
+    """Append the rows of ``log``'s trials (default: the search's running log, else its kept copy in eval/tuner/)
+    that the results file lacks; returns how many trials of the entry are recorded."""
+    out, _, command = _tune_command(entry, threads=threads)
+    log = log or (
+        out / "trials.jsonl" if (out / "trials.jsonl").is_file() else TUNER / f"{entry['id']}_trials.jsonl"
+    )
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []
+    have = {r["id"] for r in read_rows()}
+    if lines:
+        append_rows(
+            [r for r in tune_rows(entry, lines, command=command, threads=threads) if r["id"] not in have]
+        )
+    return len([r for r in read_rows() if r["id"].startswith(entry["id"] + "/")])
+
+
 def run_tune(entry: dict[str, Any], *, threads: int) -> None:
     """Run (or continue) one tuner search, one trial per call of the tuner: after each, its log, plot and best.yaml
     are copied to eval/tuner/ and its row appended, so a session that stops mid-search loses at most the running
     trial and the next session continues from the kept log (replayed: no trial runs twice). Trials already in the
     kept log but not yet in the results file (a search extended by hand, say) get their rows first."""
-    out = ROOT / "runs" / "tune" / entry["id"]
+    out, args, command = _tune_command(entry, threads=threads)
     kept = TUNER / f"{entry['id']}_trials.jsonl"
     if kept.is_file() and not (out / "trials.jsonl").is_file():
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(kept, out / "trials.jsonl")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    args = ["tune", entry["recipe"], *shlex.split(entry["args"]), "--output", str(out.relative_to(ROOT))]
-    command = f"OMP_NUM_THREADS={threads} fixnorm-zoo " + shlex.join(args)
     budget = tune_budget(entry)
-
-    def sync() -> int:
-        lines = [json.loads(x) for x in (out / "trials.jsonl").read_text().splitlines() if x.strip()]
-        have = {r["id"] for r in read_rows()}
-        new = [r for r in tune_rows(entry, lines, command=command, threads=threads) if r["id"] not in have]
-        append_rows(new)
-        return len([r for r in read_rows() if r["id"].startswith(entry["id"] + "/")])
-
-    done = sync() if (out / "trials.jsonl").is_file() else 0
+    done = sync_tune(entry, threads=threads)
     print(f"$ {command}  ({done} of {budget} trials recorded)", flush=True)
     for n in range(done + 1, budget + 1):  # --trials n: what the log holds replays, the rest up to n runs
         per_call = [a if i == 0 or args[i - 1] != "--trials" else str(n) for i, a in enumerate(args)]
@@ -340,7 +354,7 @@ def run_tune(entry: dict[str, Any], *, threads: int) -> None:
         subprocess.run([*CLI, *per_call, "--no-progress"], cwd=ROOT, env=env, check=True)
         for name in ("trials.jsonl", "trials.png", "best.yaml"):
             shutil.copyfile(out / name, TUNER / f"{entry['id']}_{name}")
-        done = sync()
+        done = sync_tune(entry, threads=threads)
         if done < n:  # the search ended before spending n trials: it has converged
             break
 
