@@ -1,14 +1,16 @@
 """Training speed of the Fashion-MNIST families on this CPU, against the machine's own measured ceiling.
 
-    .venv/bin/python bench/fmnist_speed.py [--batch 256] [--steps 12] [--compile] [--out bench/fmnist_speed.txt]
+    .venv/bin/python bench/fmnist_speed.py [--batch 256] [--steps 12] [--compile] [--bf16] [--out FILE]
 
 For each family (the zoo's recipes' models): params, forward MMACs per image (torch's FLOP counter), img/s of a
 bare training step (forward, label-smoothed loss, backward, SGD step) in NCHW and channels_last, and the achieved
 training GFLOP/s (3x the forward FLOPs) as a fraction of the ceiling. The ceiling is measured in the same run: the
 best of an fp32 1024x1024 matmul and a channels_last 3x3 conv at these shapes. With --compile, also the fast
 recipe's model (resnet9s w16, channels_last) under ``torch.compile`` (inductor's CPU backend) against the same step
-in eager mode, with the compile time: whether compiling pays on this CPU. Run it with nothing else on the cores (a
-second torch job slows a step up to 10x).
+in eager mode, with the compile time: whether compiling pays on this CPU. With --bf16, each family's channels_last
+step also under bf16 autocast against fp32, with the CPU's bf16 features named (AVX-512 BF16, AMX): whether
+``amp: bf16`` pays depends on them. Run it with nothing else on the cores (a second torch job slows a step up to
+10x).
 """
 
 from __future__ import annotations
@@ -64,7 +66,25 @@ def ceiling_gflops() -> dict[str, float]:
     return out
 
 
-def train_step_speed(model: nn.Module, *, batch: int, steps: int, channels_last: bool) -> float:
+def cpu_bf16_features() -> str:
+    """The CPU's model and its bf16-relevant flags, from /proc/cpuinfo (empty on other systems)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
+    )
+    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{model} ({' '.join(wanted) or 'no AVX-512/AMX'})"
+
+
+def train_step_speed(
+    model: nn.Module, *, batch: int, steps: int, channels_last: bool, bf16: bool = False
+) -> float:
     model = model.train()
     x = torch.randn(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
@@ -76,7 +96,9 @@ def train_step_speed(model: nn.Module, *, batch: int, steps: int, channels_last:
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        crit(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = crit(model(x), y)
+        loss.backward()
         opt.step()
 
     return batch / _median_time(step, steps)
@@ -103,6 +125,7 @@ def main() -> None:
     ap.add_argument(
         "--compile", action="store_true", help="also time torch.compile on the fast recipe's model"
     )
+    ap.add_argument("--bf16", action="store_true", help="also time each family under bf16 autocast")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, fp32"]
@@ -129,6 +152,19 @@ def main() -> None:
             f"{label:42s} {params / 1e6:6.2f}M {macs / 1e6:7.1f} {nchw:10.0f} {cl:9.0f} {cl / nchw:7.2f} "
             f"{gflops:7.0f} {gflops / peak:7.0%}"
         )
+    if args.bf16:
+        lines.append(f"bf16 autocast on {cpu_bf16_features()}, channels_last:")
+        for label, (ref, overrides) in FAMILIES.items():
+            recipe = load_recipe(ref, overrides=overrides)
+            fp32 = train_step_speed(
+                create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True
+            )
+            bf16 = train_step_speed(
+                create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True, bf16=True
+            )
+            lines.append(
+                f"  {label:42s} fp32 {fp32:7.0f} img/s, bf16 {bf16:7.0f} img/s, bf16/fp32 {bf16 / fp32:5.2f}"
+            )
     if args.compile:
         ref = FAMILIES["resnet9s w16 (fmnist_resnet9s)"][0]
         eager, compiled, compile_s = compile_speed(ref, batch=args.batch, steps=args.steps)
