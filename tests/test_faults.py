@@ -333,7 +333,9 @@ def test_training_onto_a_full_disk_says_so_in_one_line(tmp_path) -> None:
             "--no-progress",
         )
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-        errors = [line for line in r.stderr.splitlines() if ": error: " in line]  # (timm warns of a 1-epoch cosine)
+        errors = [
+            line for line in r.stderr.splitlines() if ": error: " in line
+        ]  # (timm warns of a 1-epoch cosine)
         assert len(errors) == 1, r.stderr
         line = errors[0]
         assert "No space left" in line and "free space" in line and "checkpoints" in line

@@ -198,3 +198,35 @@ def test_two_processes_stop_at_the_same_step_and_resume_exactly(tmp_path) -> Non
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _same_run(run, tmp_path / "full")
     assert not (run / RunDir.PREEMPTED).exists()
+
+
+def test_preemption_under_accelerate_launch_saves_marks_and_resumes_exactly(tmp_path) -> None:
+    """`accelerate launch` turns any non-zero status of its child into its own status 1 (with a traceback unless
+    `--quiet`), so a requeue script cannot see 75 there: the run still stops at the signal with a checkpoint, its
+    one line and `PREEMPTED.json` (what tools/cluster/train.sbatch tests), and `--resume` under the same launcher
+    ends with the uninterrupted run's weights and log."""
+    base = ["-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", *CLI_SETS, "--no-progress"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--cpu", "--num_processes", "1"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(cmd: list[str], **more: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, env={**env, **more}, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    full = run([sys.executable, *base, "--output", str(tmp_path / "full")])
+    assert full.returncode == 0, full.stderr[-2000:]
+    out = tmp_path / "run"
+    stopped = run(
+        [*launch, *base, "--output", str(out)],
+        FIXNORM_ZOO_SIGNAL_AT="train:update_3",
+        FIXNORM_ZOO_SIGNAL="SIGTERM",
+    )
+    assert stopped.returncode == 1 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("fixnorm-zoo")]
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0]
+    marker = json.loads((out / "PREEMPTED.json").read_text())
+    assert marker["checkpoint"].endswith("epoch_0000_step_000000003"), marker
+    resumed = run([*launch, *base, "--output", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not (out / "PREEMPTED.json").exists()
+    _same_run(out, tmp_path / "full")
