@@ -265,8 +265,11 @@ def _write_outputs(
     atomic_write_text(out / "trials.csv", table.getvalue())
     import shlex
 
+    kept = [
+        x for x in extra_sets if x.split("=", 1)[0].strip() not in knobs
+    ]  # the tuned values replace these
     sets = " ".join(
-        [*(f"--set {shlex.quote(x)}" for x in extra_sets), *(f"--set {k}={best[k]:.6g}" for k in knobs)]
+        [*(f"--set {shlex.quote(x)}" for x in kept), *(f"--set {k}={best[k]:.6g}" for k in knobs)]
     )
     atomic_write_text(
         out / "best.yaml",

@@ -176,3 +176,24 @@ def test_tune_under_torchrun_writes_each_trial_once(tmp_path: Path) -> None:
     demo = load_recipe("fashion_mnist/resnet18_fixnorm")
     assert first == {"fc_norm": demo.fc_norm, "lr": demo.lr}  # the search starts at the recipe's values
     assert summary["num_processes"] == 2
+
+
+def test_best_yaml_command_drops_the_sets_the_tuned_values_replace(tmp_path: Path, monkeypatch) -> None:
+    """`tune --set fc_norm=1 --set label_smoothing=0.05`: best.yaml's train command keeps label_smoothing and gives
+    the tuned fc_norm once (it used to repeat the start value before the tuned one)."""
+    monkeypatch.setattr(train_mod, "train", _fake_train([]))
+    recipe = load_recipe(
+        "fashion_mnist/resnet18_fixnorm", overrides={"fc_norm": 1.0, "label_smoothing": 0.05}
+    )
+    tuning.tune(
+        recipe,
+        trials=2,
+        output_dir=tmp_path,
+        proxy_epochs=1,
+        proxy_subset=1000,
+        holdout=500,
+        progress=False,
+        extra_sets=("fc_norm=1", "label_smoothing=0.05"),
+    )
+    command = (tmp_path / "best.yaml").read_text().splitlines()[0]
+    assert "--set label_smoothing=0.05" in command and command.count("fc_norm=") == 1, command
