@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fixnorm_zoo.atomic import atomic_write_text, check_writable_target, file_lock
+from fixnorm_zoo.atomic import atomic_write_text, check_writable_target, fault_point, file_lock
 from fixnorm_zoo.errors import DataError, FixNormZooError
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def accuracy_counts(
     counts = torch.zeros(3, dtype=torch.float64, device=device)  # top1, top5, n
     try:
         for x, y in batches:
+            fault_point("eval:batch")  # where the fault tests interrupt an evaluation
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

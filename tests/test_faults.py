@@ -344,6 +344,35 @@ def test_training_onto_a_full_disk_says_so_in_one_line(tmp_path) -> None:
         subprocess.run(["umount", str(disk)])
 
 
+@pytest.mark.parametrize("where", ["eval:batch", "publish:staged"])
+def test_ctrl_c_during_eval_or_publish_is_one_line_and_changes_nothing(
+    run, registry, tmp_path, where
+) -> None:
+    """Issue 24: Ctrl-C during an evaluation or a publish printed a 76-line traceback; now one line, exit 130, and a
+    publish interrupted after staging leaves the registry as it was and no model folder in the mirror."""
+    before = registry.read_text()
+    if where == "eval:batch":
+        args = ["eval", str(run), "--data", "fashion_mnist"]
+    else:
+        args = [
+            "publish",
+            str(run),
+            "--repo-id",
+            "org/ctrlc",
+            "--name",
+            "ctrlc",
+            "--mirror",
+            str(tmp_path / "m"),
+        ]
+        args += ["--registry", str(registry)]
+    r = _cli(*args, FIXNORM_ZOO_SIGNAL_AT=where, FIXNORM_ZOO_SIGNAL="SIGINT")
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("fixnorm-zoo")]
+    assert lines == [f"fixnorm-zoo {args[0]}: interrupted"], r.stderr[-3000:]
+    assert registry.read_text() == before
+    assert not (tmp_path / "m" / "org" / "ctrlc").exists()
+
+
 # -- user mistakes: one error line each -------------------------------------------------------------------------
 
 
