@@ -189,7 +189,7 @@ def test_best_yaml_command_drops_the_sets_the_tuned_values_replace(tmp_path: Pat
         recipe,
         trials=2,
         output_dir=tmp_path,
-        proxy_epochs=1,
+        proxy_epochs=2,
         proxy_subset=1000,
         holdout=500,
         progress=False,
