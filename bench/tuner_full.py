@@ -267,14 +267,13 @@ def report(surface: Surface, results: dict[str, list[Trace]], *, target: float) 
     header += " | " + " | ".join(f"regret at {e} ep" for e in checkpoints) + " |"
     print(header)
     print("|---" * (2 + len(thresholds) + len(checkpoints)) + "|")
-    means = {}
+    means = {}  # tuner -> mean epochs to within `target` (the first threshold)
     for label, traces in results.items():
         cells = []
-        for name, gap in thresholds.items():
+        for gap in thresholds.values():
             needed = [epochs_to(t, surface.optimum - gap) for t in traces]
             counted = [n if n is not None else never for n in needed]
-            if name.startswith("within ") and gap == target:
-                means[label] = statistics.mean(counted)
+            means.setdefault(label, statistics.mean(counted))
             cells.append(
                 f"{statistics.mean(counted):.0f}, {statistics.median(counted):.0f}, "
                 f"{sum(n is not None for n in needed)}/{len(needed)}"

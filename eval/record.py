@@ -326,11 +326,13 @@ def sync_tune(entry: dict[str, Any], *, threads: int, log: Path | None = None) -
     )
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []
     have = {r["id"] for r in read_rows()}
-    if lines:
-        append_rows(
-            [r for r in tune_rows(entry, lines, command=command, threads=threads) if r["id"] not in have]
-        )
-    return len([r for r in read_rows() if r["id"].startswith(entry["id"] + "/")])
+    new = (
+        [r for r in tune_rows(entry, lines, command=command, threads=threads) if r["id"] not in have]
+        if lines
+        else []
+    )
+    append_rows(new)
+    return sum(i.startswith(entry["id"] + "/") for i in have) + len(new)
 
 
 def run_tune(entry: dict[str, Any], *, threads: int) -> None:

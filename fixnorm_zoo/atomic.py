@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import signal
 import stat
 import tempfile
@@ -27,8 +28,9 @@ __all__ = [
 
 
 @contextlib.contextmanager
-def writer_errors_as_os_errors(path: str | Path) -> Iterator[None]:
-    """Raise the OSError a full disk really is when a serializer reports it in its own words.
+def writer_errors_as_os_errors(path: str | Path, *, partial: str | Path | None = None) -> Iterator[None]:
+    """Raise the OSError a full disk really is when a serializer reports it in its own words, and remove
+    ``partial`` (a half-written file or folder) when the write fails with an OSError.
 
     Why: torch's zip writer says ``unexpected pos 70912 vs 70800`` (a RuntimeError) and safetensors a
     ``SafetensorError`` when the disk fills mid-write; neither names the disk, so the CLI cannot say "free space".
@@ -37,25 +39,31 @@ def writer_errors_as_os_errors(path: str | Path) -> Iterator[None]:
     from safetensors import SafetensorError
 
     try:
-        yield
-    except (RuntimeError, SafetensorError) as e:
-        text = str(e)
-        torch_writer = "unexpected pos" in text or "PytorchStreamWriter failed" in text
-        if not (torch_writer or isinstance(e, SafetensorError)):
-            raise
-        target = Path(path)
-        while not target.exists() and target != target.parent:
-            target = target.parent
-        import shutil
-
-        no_space = "No space left" in text or (torch_writer and shutil.disk_usage(target).free < 1 << 20)
-        if torch_writer and not no_space:
-            raise
-        raise OSError(
-            errno.ENOSPC if no_space else errno.EIO,
-            "No space left on device" if no_space else text,
-            str(path),
-        ) from e
+        try:
+            yield
+        except (RuntimeError, SafetensorError) as e:
+            text = str(e)
+            torch_writer = "unexpected pos" in text or "PytorchStreamWriter failed" in text
+            if not (torch_writer or isinstance(e, SafetensorError)):
+                raise
+            target = Path(path)
+            while not target.exists() and target != target.parent:
+                target = target.parent
+            no_space = "No space left" in text or (torch_writer and shutil.disk_usage(target).free < 1 << 20)
+            if torch_writer and not no_space:
+                raise
+            raise OSError(
+                errno.ENOSPC if no_space else errno.EIO,
+                "No space left on device" if no_space else text,
+                str(path),
+            ) from e
+    except OSError:
+        if partial is not None:  # it would only hold the space
+            if Path(partial).is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def _umask() -> int:

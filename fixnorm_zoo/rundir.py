@@ -168,16 +168,12 @@ class RunDir:
 
         path = self.weights_file(ema=ema)
         tmp = path.with_name(path.name + ".tmp")
-        try:
-            with writer_errors_as_os_errors(path):
-                save_file(
-                    {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
-                    str(tmp),
-                    metadata={"format": "pt"},
-                )
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+        with writer_errors_as_os_errors(path, partial=tmp):
+            save_file(
+                {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+                str(tmp),
+                metadata={"format": "pt"},
+            )
         os.replace(tmp, path)
         return path
 
@@ -230,19 +226,17 @@ class RunDir:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         accelerator.wait_for_everyone()
-        try:
-            with writer_errors_as_os_errors(tmp):  # a full disk, said as such (torch says "unexpected pos")
-                accelerator.save_state(str(tmp))
-                if accelerator.is_main_process and ema_state is not None:
-                    from safetensors.torch import save_file
+        with writer_errors_as_os_errors(
+            tmp, partial=tmp
+        ):  # a full disk, said as such (torch: "unexpected pos")
+            accelerator.save_state(str(tmp))
+            if accelerator.is_main_process and ema_state is not None:
+                from safetensors.torch import save_file
 
-                    save_file(
-                        {k: v.detach().contiguous().cpu() for k, v in ema_state.items()},
-                        str(tmp / self.EMA_WEIGHTS),
-                    )
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # the half-written folder would only hold the space
-            raise
+                save_file(
+                    {k: v.detach().contiguous().cpu() for k, v in ema_state.items()},
+                    str(tmp / self.EMA_WEIGHTS),
+                )
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             atomic_write_text(
