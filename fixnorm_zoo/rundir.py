@@ -102,6 +102,33 @@ class RunDir:
         names = (self.LOG, self.SUMMARY, self.WEIGHTS, self.WEIGHTS_EMA, self.CURVES)
         return [n for n in names if (self.path / n).exists()] if not self.holds_run() else []
 
+    def symlinks_inside(self) -> list[Path]:
+        """Symlinks where the run keeps its own files (the run's top-level files, ``checkpoints/`` and what is
+        in it): resuming through one would load another run's checkpoint, and pruning would delete that run's
+        folders and rewrite its ``latest``. The run directory itself may be reached through a link."""
+        names = (
+            self.RECIPE,
+            self.LOG,
+            self.SUMMARY,
+            self.WEIGHTS,
+            self.WEIGHTS_EMA,
+            self.CURVES,
+            self.CHECKPOINTS,
+        )
+        links = [self.path / n for n in names if (self.path / n).is_symlink()]
+        if self.checkpoints.is_dir() and not self.checkpoints.is_symlink():
+            links += sorted(p for p in self.checkpoints.iterdir() if p.is_symlink())
+        return links
+
+    def refuse_symlinks(self) -> None:
+        """Raise FileExistsError naming the first symlink inside the run directory (see :meth:`symlinks_inside`)."""
+        links = self.symlinks_inside()
+        if links:
+            raise FileExistsError(
+                f"{links[0]} is a symlink inside the run directory {self.path}: a run keeps only its own files "
+                "there; remove the link (or pick another --output)"
+            )
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Own the run directory while training into it: a second process that tries is refused at once (two

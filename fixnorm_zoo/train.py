@@ -452,6 +452,7 @@ def train(
     """
 
     run = RunDir(output_dir)
+    run.refuse_symlinks()  # before reading a checkpoint through one, or pruning another run's folders
     if not resume and run.holds_run():
         raise FileExistsError(f"{run} already holds a run: pass --resume to continue it, or another --output")
     foreign = run.foreign_outputs()

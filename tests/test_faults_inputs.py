@@ -134,6 +134,30 @@ def test_empty_train_state_is_refused(finished, tmp_path) -> None:
     reset_accelerate()
 
 
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("link", ["checkpoints", "checkpoints/epoch_0002"])
+def test_symlinks_inside_a_run_directory_are_refused(finished, tmp_path, link) -> None:
+    """A ``checkpoints/`` (or one checkpoint folder) that links to another run: resuming would read that run's
+    checkpoint and pruning would delete its folders and rewrite its ``latest``; refused, the other run untouched."""
+    victim = tmp_path / "victim"
+    shutil.copytree(finished, victim)
+    before = _snapshot(victim)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    if link == "checkpoints":
+        (run / "checkpoints").rmdir()
+    (run / link).symlink_to(victim / link, target_is_directory=True)
+    reset_accelerate()
+    with pytest.raises(FileExistsError, match="symlink inside the run directory"):
+        train_mod.train(tiny_recipe(epochs=3, keep_last=1), output_dir=run, resume=True, progress=False)
+    reset_accelerate()
+    assert _snapshot(victim) == before
+    assert (run / link).is_symlink()  # the user's link is theirs to remove
+
+
 def test_a_second_training_into_the_same_folder_is_refused(tmp_path) -> None:
     run = tmp_path / "run"
     # as another process training there holds it
