@@ -91,6 +91,7 @@ def _cli(target: Path, env: dict[str, str], cwd: Path, *args: str) -> subprocess
     )
 
 
+@pytest.mark.slow  # ~1 min end to end (wheel build, fresh venv): CI runs it (make test-slow)
 def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tmp_path) -> None:
     work = tmp_path / "elsewhere"  # a folder outside the checkout
     work.mkdir()
