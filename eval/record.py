@@ -539,11 +539,9 @@ def targets_table(rows: list[dict[str, str]]) -> str:
     for target, budget in BUDGET_TARGETS:
         cells = [f"**{target}% within {budget} ref. epochs**"]
         for method, group in columns:
-            long_group = LONG_SCHEDULE.get(budget, {}).get(group)
-            rs = groups.get((method, long_group)) or groups[(method, group)]
-            schedule = (
-                f" ({rs[0]['epochs']}-epoch runs)" if long_group and rs[0]["group"] == long_group else ""
-            )
+            long_rows = groups.get((method, LONG_SCHEDULE.get(budget, {}).get(group)))
+            rs = long_rows or groups[(method, group)]
+            schedule = f" ({rs[0]['epochs']}-epoch runs)" if long_rows else ""
             curves = [_ref_curve(r, _history(r)) for r in rs]
             hit = [next((x for x, top1 in c if top1 >= target), None) for c in curves]
             inside = [h for h in hit if h is not None and h <= budget]

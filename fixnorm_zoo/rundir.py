@@ -48,6 +48,8 @@ class RunDir:
     PREEMPTED = "PREEMPTED.json"
     LOCK = ".run.lock"  # held (flock) by the process training into the folder  # present while the run is stopped by a signal, waiting for --resume
     EMA_WEIGHTS = "ema.safetensors"
+    OUTPUTS = (LOG, SUMMARY, WEIGHTS, WEIGHTS_EMA, CURVES)
+    """What a run writes beside its recipe and checkpoints."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -99,30 +101,20 @@ class RunDir:
         """Files named like a run's outputs in a folder that holds no run to resume (a user's own files, or the
         remains of something else): a new run would overwrite them. A run killed before its first checkpoint
         leaves only ``recipe.yaml``, which a new start may replace."""
-        names = (self.LOG, self.SUMMARY, self.WEIGHTS, self.WEIGHTS_EMA, self.CURVES)
-        return [n for n in names if (self.path / n).exists()] if not self.holds_run() else []
-
-    def symlinks_inside(self) -> list[Path]:
-        """Symlinks where the run keeps its own files (the run's top-level files, ``checkpoints/`` and what is
-        in it): resuming through one would load another run's checkpoint, and pruning would delete that run's
-        folders and rewrite its ``latest``. The run directory itself may be reached through a link."""
-        names = (
-            self.RECIPE,
-            self.LOG,
-            self.SUMMARY,
-            self.WEIGHTS,
-            self.WEIGHTS_EMA,
-            self.CURVES,
-            self.CHECKPOINTS,
-        )
-        links = [self.path / n for n in names if (self.path / n).is_symlink()]
-        if self.checkpoints.is_dir() and not self.checkpoints.is_symlink():
-            links += sorted(p for p in self.checkpoints.iterdir() if p.is_symlink())
-        return links
+        return [n for n in self.OUTPUTS if (self.path / n).exists()] if not self.holds_run() else []
 
     def refuse_symlinks(self) -> None:
-        """Raise FileExistsError naming the first symlink inside the run directory (see :meth:`symlinks_inside`)."""
-        links = self.symlinks_inside()
+        """Raise FileExistsError naming the first symlink where the run keeps its own files (its outputs,
+        ``recipe.yaml``, ``checkpoints/`` and what is in it): resuming through one would load another run's
+        checkpoint, and pruning would delete that run's folders and rewrite its ``latest``. The run directory
+        itself may be reached through a link."""
+        links = [
+            self.path / n
+            for n in (self.RECIPE, *self.OUTPUTS, self.CHECKPOINTS)
+            if (self.path / n).is_symlink()
+        ]
+        if not links and self.checkpoints.is_dir():
+            links = sorted(p for p in self.checkpoints.iterdir() if p.is_symlink())
         if links:
             raise FileExistsError(
                 f"{links[0]} is a symlink inside the run directory {self.path}: a run keeps only its own files "
