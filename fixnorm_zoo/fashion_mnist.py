@@ -192,6 +192,11 @@ class InMemoryLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def first_images(self, count: int) -> torch.Tensor:
+        """The first ``count`` images in storage order, normalized as batches are, unaugmented: the same on every
+        process and every run (what a data-dependent init such as ``whiten_stem`` reads)."""
+        return (self.images[:count].float() - self.mean) / self.std
+
     def skip_first(self, batches: int) -> None:
         """Start the next pass after its first ``batches`` batches: the same remaining batches, augmented the same
         way, as the uninterrupted epoch (random erasing draws from the global RNG, which the checkpoint restores)."""

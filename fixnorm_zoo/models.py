@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from fixnorm_zoo.recipe import Recipe
@@ -215,13 +216,12 @@ def configure_batchnorm(
         RecipeError: ``momentum`` or ``freeze_scale`` asked for, but the model has no BatchNorm layer.
     """
     import torch
-    from torch import nn
 
     from fixnorm_zoo.errors import RecipeError
 
     if momentum is None and not freeze_scale:
         return 0
-    layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d)]
+    layers = batchnorm_layers(model)
     if not layers:
         raise RecipeError(
             f"bn_momentum/freeze_bn_scale set, but {type(model).__name__} has no BatchNorm layer: unset them"
@@ -234,3 +234,62 @@ def configure_batchnorm(
                 bn.weight.fill_(1.0)
             bn.weight.requires_grad_(False)
     return len(layers)
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
+    """Every BatchNorm layer of ``model`` (timm's BatchNormAct and SyncBatchNorm included: they subclass these)."""
+    from torch import nn
+
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d | nn.SyncBatchNorm)
+    ]
+
+
+def whiten_stem(model: nn.Module, images: torch.Tensor, *, eps: float = 5e-4) -> nn.Module:
+    """Set the model's first conv to a patch-whitening layer and freeze it (airbench's first layer).
+
+    Its ``out_channels / 2`` filters are the top principal directions of the ``k x k`` patches of ``images``
+    (normalized as the model sees them), each scaled by ``1 / sqrt(eigenvalue + eps)``, and the other half their
+    negatives, so a ReLU after it passes both signs. Why frozen: the first layer then starts, and stays, at the
+    decorrelated basis that a learned stem would have to find; it is left out of every optimizer
+    (``requires_grad`` off), FixNorm's role probe included. Deterministic (no RNG), so a resume recomputes the
+    same filters that its checkpoint holds.
+
+    Returns the conv changed.
+
+    Raises:
+        RecipeError: the first conv is grouped, has an odd number of filters, or more than twice its patch size.
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from fixnorm_zoo.errors import RecipeError
+
+    first = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    conv = (
+        model.get_submodule(first) if first else next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    )
+    dim = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    half = conv.out_channels // 2
+    if conv.groups != 1 or conv.out_channels % 2 or half > dim:
+        raise RecipeError(
+            f"whiten_stem: the stem conv {first or type(conv).__name__} has {conv.out_channels} filters over "
+            f"{dim}-value patches (groups {conv.groups}); whitening needs an even count of at most {2 * dim}, "
+            "ungrouped: change the stem width or unset whiten_stem"
+        )
+    with torch.no_grad():
+        patches = F.unfold(images.float(), conv.kernel_size, dilation=conv.dilation, stride=conv.stride)
+        patches = patches.transpose(1, 2).reshape(-1, dim).double()
+        patches -= patches.mean(0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))  # ascending
+        top = eigenvectors[:, -half:].flip(1) / (eigenvalues[-half:].flip(0) + eps).sqrt()
+        filters = top.T.reshape(half, *conv.weight.shape[1:])
+        conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight.dtype))
+        if conv.bias is not None:
+            conv.bias.zero_()
+            conv.bias.requires_grad_(False)
+    conv.weight.requires_grad_(False)
+    return conv

@@ -31,7 +31,7 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         return _build_muon(recipe, model)
     if recipe.method == "fixnorm":
         example = example_input(recipe, model)
-        return FixNorm(
+        optimizer = FixNorm(
             model,
             recipe.optimizer,
             fc_norm=recipe.fc_norm,
@@ -40,15 +40,48 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
             example_input=example,
             **kwargs,
         )
-    return timm.optim.create_optimizer_v2(
-        model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
-    )
+    else:
+        optimizer = timm.optim.create_optimizer_v2(
+            model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
+        )
+    if recipe.bn_bias_lr_scale != 1.0:
+        separate_bn_biases(optimizer, model=model, lr_scale=recipe.bn_bias_lr_scale)
+    return optimizer
+
+
+def separate_bn_biases(optimizer: torch.optim.Optimizer, *, model: nn.Module, lr_scale: float) -> int:
+    """Move every trainable BatchNorm bias into a group of its own at ``lr_scale`` times its group's LR (the
+    group's other settings kept), before any step and before the scheduler reads the groups' initial LRs: timm's
+    schedulers then scale each group from its own start, so the ratio holds through warm-up and decay.
+
+    Returns the number of biases moved.
+    """
+    from fixnorm_zoo.models import batchnorm_layers
+
+    biases = {id(bn.bias) for bn in batchnorm_layers(model) if bn.bias is not None and bn.bias.requires_grad}
+    moved = 0
+    for group in list(optimizer.param_groups):
+        picked = [i for i, p in enumerate(group["params"]) if id(p) in biases]
+        if not picked:
+            continue
+        new = {k: v for k, v in group.items() if k not in ("params", "fixnorm_targets")}
+        new["lr"] = group["lr"] * lr_scale
+        new["params"] = [group["params"][i] for i in picked]
+        if "fixnorm_targets" in group:
+            new["fixnorm_targets"] = [group["fixnorm_targets"][i] for i in picked]
+            group["fixnorm_targets"] = [t for i, t in enumerate(group["fixnorm_targets"]) if i not in picked]
+        group["params"] = [p for i, p in enumerate(group["params"]) if i not in picked]
+        optimizer.add_param_group(new)
+        moved += len(picked)
+    return moved
 
 
 def _build_muon(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     """Muon on the filters and SGD on the rest, for both methods: FixNorm holds the filter and classifier norms;
     its twin decays the filters (Muon's decoupled decay) and the classifier (SGD's), not biases or norm affines.
-    The SGD groups carry ``lr_scale`` so timm's schedulers keep their LR at ``aux_lr_scale`` times the filters'."""
+    The SGD groups start at ``lr * aux_lr_scale`` and carry no ``lr_scale``: timm's schedulers scale each group from
+    its own initial LR, so an ``lr_scale`` of ``aux_lr_scale`` on top would apply the ratio twice (it did, before
+    session 13: the aux LR ran at ``lr * aux_lr_scale**2``)."""
     from fixnorm_zoo.fixnorm import FixNorm
     from fixnorm_zoo.matrix_optimizer import MatrixOptimizer
 
@@ -66,9 +99,6 @@ def _build_muon(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
             lr=recipe.lr,
             **momentum,
         )
-        for g in opt.param_groups:
-            if not g.get("matrix"):
-                g["lr_scale"] = recipe.aux_lr_scale
         return opt
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     head_weight = getattr(head, "weight", None)
@@ -81,8 +111,6 @@ def _build_muon(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
         *([{"params": decayed, "weight_decay": recipe.weight_decay}] if decayed else []),
         {"params": rest, "weight_decay": 0.0},
     ]
-    for g in groups[1:]:
-        g["lr_scale"] = recipe.aux_lr_scale
     return MatrixOptimizer(
         groups,
         matrix_cls=torch.optim.Muon,

@@ -99,6 +99,13 @@ class Recipe:
     # a BN is exactly scale-invariant and the whole network's function is set by the directions FixNorm moves
     bn_momentum: float | None = None
     freeze_bn_scale: bool = False
+    # BatchNorm biases in a parameter group of their own at lr * bn_bias_lr_scale (airbench trains its BN biases at
+    # a much higher LR than its filters); 1: the same LR as the rest
+    bn_bias_lr_scale: float = 1.0
+    # the stem conv's filters set once, before training, from the first 5,000 training images: the top principal
+    # directions of their patches, each with its negative, then frozen (airbench's patch-whitening layer). Needs a
+    # stem conv with an even number of filters, at most twice its patch size (Fashion-MNIST in memory only)
+    whiten_stem: bool = False
     # engine
     # amp, grad_accum_steps: None (unset) follows the launcher (accelerate launch --mixed_precision, accelerate
     # config; accelerate 1.15 exports --gradient_accumulation_steps only on its DeepSpeed path, so set
@@ -144,6 +151,7 @@ class Recipe:
             "opt_eps",
             "clip_grad",
             "aux_lr_scale",
+            "bn_bias_lr_scale",
             "checkpoint_every_steps",
             "checkpoint_every_minutes",
         )
@@ -179,6 +187,16 @@ class Recipe:
             raise RecipeError(
                 f"recipe field hflip_mode='alternate' (dataset {self.dataset}, hflip {self.hflip}): alternating flips "
                 "are built for the in-memory Fashion-MNIST loader with hflip 0.5; use hflip_mode: random"
+            )
+        if self.bn_bias_lr_scale != 1.0 and self.optimizer == "muon":
+            raise RecipeError(
+                f"recipe field bn_bias_lr_scale={self.bn_bias_lr_scale!r} with optimizer: muon: Muon's SGD part sets "
+                "its own LR (aux_lr_scale); leave bn_bias_lr_scale at 1"
+            )
+        if self.whiten_stem and self.dataset != "fashion_mnist":
+            raise RecipeError(
+                f"recipe field whiten_stem (dataset {self.dataset}): the whitening is computed from the in-memory "
+                "Fashion-MNIST images; set whiten_stem: false"
             )
         if self.method == "fixnorm" and self.weight_decay:
             raise RecipeError(

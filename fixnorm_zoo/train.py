@@ -27,7 +27,7 @@ from fixnorm_zoo.errors import DataError, Preempted, RecipeError, TrainingDiverg
 from fixnorm_zoo.fixnorm import FixNorm, norm_diagnostics, param_roles
 from fixnorm_zoo.loaders import build_loaders
 from fixnorm_zoo.metrics import accuracy_counts
-from fixnorm_zoo.models import configure_batchnorm, create_model, eval_config
+from fixnorm_zoo.models import configure_batchnorm, create_model, eval_config, whiten_stem
 from fixnorm_zoo.optim import build_optimizer, build_scheduler, example_input
 from fixnorm_zoo.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, StopSignals, agree, signal_numbers
 from fixnorm_zoo.provenance import provenance
@@ -35,6 +35,9 @@ from fixnorm_zoo.recipe import Recipe, recipe_changes
 from fixnorm_zoo.rundir import RunDir
 
 logger = get_logger(__name__)  # accelerate's: rank 0 only by default; `fixnorm-zoo` shows INFO on stdout
+
+WHITENING_IMAGES = 5000
+"""Training images whose patches set a whitened stem (``whiten_stem``): airbench's CIFAR-10 count."""
 
 RESUME_MAY_CHANGE = (
     "data_dir",
@@ -161,6 +164,8 @@ def setup(recipe: Recipe, accelerator, *, per_process_batch: int) -> Parts:
         )
     model = create_model(recipe).to(accelerator.device)
     configure_batchnorm(model, momentum=recipe.bn_momentum, freeze_scale=recipe.freeze_bn_scale)
+    if recipe.whiten_stem:
+        whiten_stem(model, train_loader.first_images(WHITENING_IMAGES).to(accelerator.device))
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if recipe.sync_bn and accelerator.num_processes > 1:

@@ -489,3 +489,24 @@ def test_publish_to_an_unreachable_hub_is_refused_before_the_re_evaluation(
     line = _one_error_line(r)
     assert expected in line and "--mirror" in line
     assert registry.read_text() == before
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"),
+        ({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot be reached"),
+    ],
+    ids=["offline", "no-endpoint"],
+)
+def test_push_to_an_unreachable_hub_is_one_line_and_pins_nothing(tmp_path, env, expected) -> None:
+    """Issue 24, section 2: push checks the Hub before its first upload: one error line (was: httpx's ConnectError
+    or OfflineModeIsEnabled traceback), and the registry is left as it was."""
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    before = registry.read_bytes()
+    release = ROOT / "fixnorm_zoo" / "bundled"  # the shipped pair, in the Hub's layout, sha256s as pinned
+    r = _cli("push", str(release), "--name", "resnet9s.fixnorm_fmnist", "--registry", str(registry), **env)
+    line = _one_error_line(r)
+    assert expected in line
+    assert registry.read_bytes() == before

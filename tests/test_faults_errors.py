@@ -104,13 +104,43 @@ def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path) -> None:
         assert r.returncode != 0 and "Traceback" in r.stderr and "10 classes" in r.stderr, r.stderr[-2000:]
 
 
+def _damaged(data: bytes, how: str) -> bytes:
+    """``data`` (a safetensors file) damaged the ways the hostile-user pass tried."""
+    import struct
+
+    n = struct.unpack("<Q", data[:8])[0]
+    if how == "truncated":
+        return data[:1000]
+    if how == "header-2**63":
+        return struct.pack("<Q", 2**63) + data[8:]
+    if how == "header-99MB":
+        return struct.pack("<Q", 99 * 2**20) + data[8:]
+    header = json.loads(data[8 : 8 + n])
+    names = [k for k in header if k != "__metadata__"]
+    first, second = header[names[0]], header[names[1]]
+    second["data_offsets"] = [first["data_offsets"][0], first["data_offsets"][0] + 4]  # overlaps the first
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= n
+    return data[:8] + text.ljust(n) + data[8 + n :]
+
+
 def test_damaged_run_weights_are_one_line_naming_the_file(tmp_path: Path) -> None:
-    """Issue 24: a run folder whose weights.safetensors is damaged (or another model's) is one error line naming
-    the file, not safetensors' or torch's traceback."""
+    """Issue 24: a run folder whose weights.safetensors is damaged (truncated, a header length of 2**63 or of 99 MB,
+    overlapping tensor offsets) is one error line naming the file, from eval and from publish, not safetensors' or
+    torch's traceback."""
     run = tmp_path / "run"
     r = _cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     weights = run / "weights.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
-    line = _one_error_line(_cli("eval", str(run), "--data", "fashion_mnist", cwd=tmp_path))
-    assert "cannot be loaded" in line and str(weights) in line
+    good = weights.read_bytes()
+    for how in ("truncated", "header-2**63", "header-99MB", "overlapping-offsets"):
+        weights.write_bytes(_damaged(good, how))
+        line = _one_error_line(_cli("eval", str(run), "--data", "fashion_mnist", cwd=tmp_path))
+        assert "cannot be loaded" in line and str(weights) in line, how
+        out = tmp_path / f"publish_{how}"
+        line = _one_error_line(
+            _cli(
+                "publish", str(run), "--repo-id", "org/x", "--name", "x", "--dry-run", str(out), cwd=tmp_path
+            )
+        )
+        assert str(weights) in line and not out.exists(), how

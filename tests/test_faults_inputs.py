@@ -46,6 +46,7 @@ def _entry(**over) -> dict:
         ([_entry(hub={**_entry()["hub"], "sha256": ""}, status="published")], "without a hub.sha256"),
         ([_entry(), _entry()], "used by both"),
         ([_entry(), _entry(name="other", aliases=[_entry()["name"]])], "used by both"),
+        ([_entry(eval_setting={}, status="published")], "eval_setting.input_size"),
     ],
     ids=[
         "int",
@@ -58,6 +59,7 @@ def _entry(**over) -> dict:
         "empty-sha",
         "dup",
         "shadow",
+        "empty-eval-setting",
     ],
 )
 def test_registry_schema_is_one_error_naming_file_and_entry(tmp_path, models, match) -> None:
@@ -228,3 +230,58 @@ def test_a_mirror_file_with_another_sha_names_no_missing_revision(tmp_path) -> N
     with pytest.raises(IntegrityError, match="its sha256 is") as e:
         load("resnet9s.mirrored", registry=registry, mirror=tmp_path / "m")
     assert "revision None" not in str(e.value) and "(revision" not in str(e.value)
+
+
+def test_an_oversized_mirror_file_is_refused_before_it_is_read(tmp_path, monkeypatch) -> None:
+    """A 12 GB sparse model.safetensors where the registry pins a 1.6 MB one: refused from its size, never read
+    (the hostile pass saw it read whole into memory)."""
+    from pathlib import Path as _Path
+
+    from fixnorm_zoo import load
+    from fixnorm_zoo.errors import IntegrityError
+
+    entry = _bundled_entry(name="resnet9s.sparse")
+    entry["hub"] = {**entry["hub"], "bundled": False, "revision": None}
+    registry = _registry_with(tmp_path, [entry])
+    target = tmp_path / "m" / entry["hub"]["repo_id"] / entry["hub"]["filename"]
+    target.parent.mkdir(parents=True)
+    with target.open("wb") as f:
+        f.truncate(12 * 10**9)  # sparse: no disk used
+    reads = []
+    real_read = _Path.read_bytes
+    monkeypatch.setattr(_Path, "read_bytes", lambda self: reads.append(self) or real_read(self))
+    with pytest.raises(IntegrityError, match="12,000,000,000 bytes but the registry pins"):
+        load("resnet9s.sparse", registry=registry, mirror=tmp_path / "m")
+    assert target not in reads
+
+
+def test_a_registry_entry_asking_for_a_huge_model_is_refused_before_allocating(tmp_path) -> None:
+    """model_args of resnet50 with 3,000 blocks in one stage (what a hostile Hub config asked for): the meta-device
+    estimate refuses it in one line instead of allocating until memory runs out."""
+    entry = _entry(name="resnet50.huge", architecture="resnet50", model_args={"layers": [3, 4, 3000, 3]})
+    registry = _registry_with(tmp_path, [entry])
+    env = {**os.environ, "FIXNORM_ZOO_REGISTRY": str(registry), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "fixnorm_zoo.cli", "eval", "resnet50.huge", "--data", "fashion_mnist"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.count("\n") == 1 and "over the limit" in r.stderr
+
+
+def test_a_billion_laughs_recipe_file_is_refused_before_it_expands(tmp_path) -> None:
+    """The anchor bomb in a recipe file (not only in --set): refused by the YAML reader in one line."""
+    bomb = "\n".join(
+        ["a: &a [x, x, x, x, x, x, x, x, x]"]
+        + [
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]"
+            for i in range(8)
+        ]
+    )
+    recipe = tmp_path / "bomb.yaml"
+    recipe.write_text("inherit: fashion_mnist/demo_wd\nmodel_args:\n  " + bomb.replace("\n", "\n  ") + "\n")
+    with pytest.raises(RecipeError, match="anchors/aliases"):
+        load_recipe(str(recipe))

@@ -96,3 +96,119 @@ def test_ema_warmup_makes_a_short_run_average_its_recent_weights(tmp_path) -> No
         return sum(float((ema[k].float() - model[k].float()).norm()) for k in model if k.endswith(".weight"))
 
     assert distance(True) < 0.8 * distance(False)
+
+
+def _resnet9s(**overrides):
+    from conftest import TINY_RESNET9S
+
+    from fixnorm_zoo.recipe import load_recipe
+
+    return load_recipe("fashion_mnist/resnet9s_fixnorm", overrides={**TINY_RESNET9S, **overrides})
+
+
+NO_WARMUP = {"warmup_epochs": 0, "epochs": 10}
+"""A cosine schedule without warm-up: warm-up starts every group at the same warmup_lr, so ratios hold only after."""
+
+
+def _scheduled_lrs(recipe) -> list[tuple[float, set[str], bool]]:
+    """Each group's LR three updates into timm's schedule, the names of the parameters it holds, and whether it is
+    a matrix (Muon) group."""
+    from fixnorm_zoo.optim import build_optimizer, build_scheduler
+
+    model = create_model(recipe)
+    names = {id(p): n for n, p in model.named_parameters()}
+    optimizer = build_optimizer(recipe, model)
+    scheduler = build_scheduler(recipe, optimizer, 10)
+    scheduler.step_update(3)
+    return [
+        (g["lr"], {names[id(p)] for p in g["params"]}, bool(g.get("matrix"))) for g in optimizer.param_groups
+    ]
+
+
+@pytest.mark.parametrize("method", ["fixnorm", "wd"])
+def test_muon_sgd_part_runs_at_aux_lr_scale_times_the_filters_lr(method) -> None:
+    """Before session 13 the SGD groups also carried ``lr_scale``, so timm's scheduler applied the ratio twice."""
+    extra = (
+        {"method": "wd", "fc_norm": None, "invariant_norm": None, "weight_decay": 5e-4}
+        if method == "wd"
+        else {}
+    )
+    lrs = _scheduled_lrs(_resnet9s(optimizer="muon", lr=0.02, aux_lr_scale=5.0, **NO_WARMUP, **extra))
+    filters = {lr for lr, names, matrix in lrs if matrix and names}
+    rest = [lr for lr, names, matrix in lrs if not matrix and names]
+    assert len(filters) == 1 and rest
+    (filter_lr,) = filters
+    assert all(r == pytest.approx(5.0 * filter_lr) for r in rest)
+
+
+@pytest.mark.parametrize("method", ["fixnorm", "wd"])
+def test_bn_biases_get_their_own_group_at_bn_bias_lr_scale(method) -> None:
+    extra = (
+        {"method": "wd", "fc_norm": None, "invariant_norm": None, "weight_decay": 5e-4}
+        if method == "wd"
+        else {}
+    )
+    model = create_model(_resnet9s(**extra))
+    bn = {n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    bn_biases = {f"{n}.bias" for n in bn}
+    plain = _scheduled_lrs(_resnet9s(**NO_WARMUP, **extra))
+    scaled = _scheduled_lrs(_resnet9s(bn_bias_lr_scale=8.0, **NO_WARMUP, **extra))
+    held = [n for _, names, _ in scaled for n in names]
+    assert sorted(held) == sorted(
+        n for _, names, _ in plain for n in names
+    )  # every parameter once, none lost
+    own = [(lr, names) for lr, names, _ in scaled if names and names <= bn_biases]
+    assert len(own) == 1 and own[0][1] == bn_biases
+    base = next(lr for lr, names, _ in plain if bn_biases & names)
+    assert own[0][0] == pytest.approx(8.0 * base)
+    others = [names for lr, names, _ in scaled if names is not own[0][1]]
+    assert not any(bn_biases & names for names in others)
+
+
+def test_bn_bias_lr_scale_trains_and_is_refused_where_it_cannot_apply(tmp_path) -> None:
+    summary = train_mod.train(_resnet9s(bn_bias_lr_scale=8.0), output_dir=tmp_path, progress=False)
+    assert summary["top1"] > 10.0  # 256 images, one epoch: above chance
+    with pytest.raises(RecipeError, match="bn_bias_lr_scale"):
+        _resnet9s(bn_bias_lr_scale=0.0)
+    with pytest.raises(RecipeError, match="bn_bias_lr_scale"):
+        _resnet9s(bn_bias_lr_scale=4.0, optimizer="muon")
+
+
+def test_whitened_stem_decorrelates_patches_and_stays_frozen_through_training(tmp_path) -> None:
+    from fixnorm_zoo.models import whiten_stem
+
+    recipe = _resnet9s(whiten_stem=True, model_args={"widths": [16, 8, 16, 32]})
+    model = create_model(recipe)
+    g = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.avg_pool2d(
+        torch.randn(64, 1, 30, 30, generator=g), 3, stride=1
+    )  # correlated
+    conv = whiten_stem(model, images, eps=1e-9)
+    assert conv is model.stem[0] and not conv.weight.requires_grad
+    out = torch.nn.functional.conv2d(images - images.mean(), conv.weight)  # patch mean ~ image mean here
+    half = out[:, :8].transpose(0, 1).reshape(8, -1)
+    cov = half @ half.T / half.shape[1]
+    assert torch.allclose(cov, torch.eye(8), atol=0.05)  # whitened: unit variance, decorrelated
+    assert torch.equal(conv.weight[8:], -conv.weight[:8])
+    assert "stem.0.weight" not in {n for n, p in model.named_parameters() if p.requires_grad}
+
+    train_mod.train(recipe, output_dir=tmp_path, progress=False)
+    trained = load_file(str(tmp_path / "weights.safetensors"))["stem.0.weight"]
+    assert torch.equal(trained[8:], -trained[:8])  # still the whitening layer: training left it alone
+    rows = trained[:8].reshape(8, -1).double()
+    gram = rows @ rows.T
+    assert torch.allclose(
+        gram, torch.diag(gram.diagonal()), atol=1e-6 * float(gram.abs().max())
+    )  # orthogonal
+
+
+def test_whiten_stem_refuses_a_stem_it_cannot_whiten() -> None:
+    from fixnorm_zoo.models import whiten_stem
+
+    model = create_model(_resnet9s(model_args={"widths": [20, 8, 16, 32]}))  # 20 filters > 2 x 9 patch values
+    with pytest.raises(RecipeError, match="whiten_stem"):
+        whiten_stem(model, torch.randn(4, 1, 28, 28))
+    with pytest.raises(RecipeError, match="whiten_stem"):
+        tiny_recipe(
+            whiten_stem=True, dataset="imagenet", input_size=[3, 32, 32], mean=[0.5] * 3, std=[0.5] * 3
+        )
