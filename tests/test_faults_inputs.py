@@ -182,6 +182,18 @@ def test_new_run_over_a_users_files_is_refused(tmp_path) -> None:
     assert (out / "weights.safetensors").read_text() == "w" and (out / "log.jsonl").read_text() == "l"
 
 
+def _eval_with_registry(name: str, registry: Path) -> subprocess.CompletedProcess:
+    """``fixnorm-zoo eval NAME`` with ``registry`` as the zoo's registry (1 thread)."""
+    env = {**os.environ, "FIXNORM_ZOO_REGISTRY": str(registry), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "fixnorm_zoo.cli", "eval", name, "--data", "fashion_mnist"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
 def _bundled_entry(**over) -> dict:
     models = json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())["models"]
     base = next(m for m in models if m.get("hub", {}).get("bundled"))
@@ -201,14 +213,7 @@ def test_weights_that_do_not_fit_their_entry_are_one_error_naming_the_entry(tmp_
     ) as e:
         load("resnet9s.wide", registry=registry)
     assert "[16, 32, 64, 256]" in str(e.value) and "Fix the entry" in str(e.value)
-    env = {**os.environ, "FIXNORM_ZOO_REGISTRY": str(registry), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        [sys.executable, "-m", "fixnorm_zoo.cli", "eval", "resnet9s.wide", "--data", "fashion_mnist"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    r = _eval_with_registry("resnet9s.wide", registry)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1 and "resnet9s.wide" in r.stderr
 
@@ -260,14 +265,7 @@ def test_a_registry_entry_asking_for_a_huge_model_is_refused_before_allocating(t
     estimate refuses it in one line instead of allocating until memory runs out."""
     entry = _entry(name="resnet50.huge", architecture="resnet50", model_args={"layers": [3, 4, 3000, 3]})
     registry = _registry_with(tmp_path, [entry])
-    env = {**os.environ, "FIXNORM_ZOO_REGISTRY": str(registry), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        [sys.executable, "-m", "fixnorm_zoo.cli", "eval", "resnet50.huge", "--data", "fashion_mnist"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    r = _eval_with_registry("resnet50.huge", registry)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.count("\n") == 1 and "over the limit" in r.stderr
 
