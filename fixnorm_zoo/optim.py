@@ -61,16 +61,17 @@ def separate_bn_biases(optimizer: torch.optim.Optimizer, *, model: nn.Module, lr
     biases = {id(bn.bias) for bn in batchnorm_layers(model) if bn.bias is not None and bn.bias.requires_grad}
     moved = 0
     for group in list(optimizer.param_groups):
-        picked = [i for i, p in enumerate(group["params"]) if id(p) in biases]
+        picked = {i for i, p in enumerate(group["params"]) if id(p) in biases}
         if not picked:
             continue
-        new = {k: v for k, v in group.items() if k not in ("params", "fixnorm_targets")}
+        new = {
+            k: v for k, v in group.items() if k not in ("params", "fixnorm_targets")
+        }  # FixNorm sets its own
         new["lr"] = group["lr"] * lr_scale
-        new["params"] = [group["params"][i] for i in picked]
-        if "fixnorm_targets" in group:
-            new["fixnorm_targets"] = [group["fixnorm_targets"][i] for i in picked]
-            group["fixnorm_targets"] = [t for i, t in enumerate(group["fixnorm_targets"]) if i not in picked]
-        group["params"] = [p for i, p in enumerate(group["params"]) if i not in picked]
+        new["params"] = [p for i, p in enumerate(group["params"]) if i in picked]
+        for key in ("params", "fixnorm_targets"):
+            if key in group:
+                group[key] = [v for i, v in enumerate(group[key]) if i not in picked]
         optimizer.add_param_group(new)
         moved += len(picked)
     return moved
