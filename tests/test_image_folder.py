@@ -215,7 +215,9 @@ def test_webdataset_and_parquet_shards_train_and_evaluate(
     assert abs(k - round(k)) < 1e-6
 
 
-@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+# parquet's variant (20 s) in the slow suite: the split by rank is the same `datasets` code for both formats, and
+# test_webdataset_and_parquet_shards_train_and_evaluate keeps parquet in the default suite
+@pytest.mark.parametrize("fmt", ["webdataset", pytest.param("parquet", marks=pytest.mark.slow)])
 def test_streamed_shards_split_by_rank_in_a_repeatable_order(fmt: str, tiny_shards, tiny_imagefolder) -> None:
     """Streamed, each of 2 ranks reads its own shard (disjoint, together every image once) and an epoch's order is
     the same when read again (a resumed epoch replays it)."""

@@ -39,8 +39,16 @@ class _Killed(Exception):
     pass
 
 
+# the Muon variants run in the slow suite (make test-slow; CI runs both): the default suite keeps the SGD pair, and
+# tests/test_fixnorm_muon.py keeps Muon's exact state_dict resume there
 @pytest.mark.parametrize(
-    "method,optimizer", [("fixnorm", "sgd"), ("wd", "sgd"), ("fixnorm", "muon"), ("wd", "muon")]
+    "method,optimizer",
+    [
+        ("fixnorm", "sgd"),
+        ("wd", "sgd"),
+        pytest.param("fixnorm", "muon", marks=pytest.mark.slow),
+        pytest.param("wd", "muon", marks=pytest.mark.slow),
+    ],
 )
 def test_resume_after_kill_matches_uninterrupted_run(
     tmp_path: Path, monkeypatch, method: str, optimizer: str
@@ -168,6 +176,8 @@ def test_batch_augment_crops_and_flips() -> None:
     assert int((out == 0).flatten(1).any(1).sum()) > 0  # zero padding shows where a crop shifted
 
 
+@pytest.mark.slow  # 22 s; the default suite keeps 2-process runs (test_two_process_run_with_tensorboard_ends_cleanly,
+# tests/test_fixnorm_accelerate.py::test_two_gloo_processes_stay_identical, the torchrun preemption test)
 @pytest.mark.multiproc
 def test_two_processes_match_one_process_with_same_global_batch(tmp_path: Path) -> None:
     """torchrun with 2 gloo processes (as the README shows) against one process, same global batch. Augmentation
