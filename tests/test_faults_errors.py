@@ -45,7 +45,15 @@ CASES = {
     "huge-seed": ([*TRAIN, "--set", "seed=99999999999999999999"], "below 2**32"),
     "num-classes-5": ([*TRAIN, "--set", "num_classes=5"], "10 classes"),
     "huge-widths": ([*TRAIN, "--set", "model_args.widths=[16,32,64,100000]"], "parameters, over the limit"),
-    "huge-input": ([*TRAIN, "--set", "input_size=[1,100000,100000]"], "input_size"),
+    # an ImageNet recipe on a real (tiny) image folder: Fashion-MNIST's fixed 28 px was refused even before issue 24,
+    # the hole was a free-size dataset allocating a 3x100000x100000 batch
+    "huge-input": (
+        ["train", "imagenet/resnet50_fixnorm", "--data-dir", "IMAGE_FOLDER", "--no-progress"]
+        + ["--set", "num_classes=4", "--set", "batch_size=4", "--set", "epochs=1", "--set", "warmup_epochs=0"]
+        + ["--set", "workers=0"]
+        + ["--set", "input_size=[3,100000,100000]"],
+        "input_size",
+    ),
     "grid-zero": ([*TUNE, "--grid", "lr=0"], "not positive finite"),
     "grid-negative": ([*TUNE, "--grid", "lr=-1"], "not positive finite"),
     "proxy-nan": ([*TUNE, "--proxy-epochs", "nan"], "finite number"),
@@ -69,8 +77,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_user_error_is_one_line(case: str, tmp_path: Path) -> None:
+def test_user_error_is_one_line(case: str, tmp_path: Path, tiny_imagefolder: Path) -> None:
     args, expected = CASES[case]
+    args = [str(tiny_imagefolder) if a == "IMAGE_FOLDER" else a for a in args]
     if case == "newline-name":  # publish needs a finished run folder to get as far as the name
         run = tmp_path / "run"
         r = _cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)

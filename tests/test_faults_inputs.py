@@ -42,6 +42,8 @@ def _entry(**over) -> dict:
         ([_entry(name="a\x1b[31mred")], "a name is letters"),
         ([_entry(name="ok\nnewline")], "a name is letters"),
         ([_entry(num_classes="ten")], "num_classes='ten'"),
+        # a 10**9-class head on resnet9s asked for 512 GB at load before issue 24
+        ([_entry(num_classes=10**9)], "num_classes=1000000000 must be an integer from 1 to 1,000,000"),
         ([_entry(hub={**_entry()["hub"], "filename": "../../../../etc/passwd"})], "plain file name"),
         ([_entry(hub={**_entry()["hub"], "sha256": ""}, status="published")], "without a hub.sha256"),
         ([_entry(), _entry()], "used by both"),
@@ -55,6 +57,7 @@ def _entry(**over) -> dict:
         "escape",
         "newline",
         "num_classes",
+        "huge-num-classes",
         "filename",
         "empty-sha",
         "dup",
