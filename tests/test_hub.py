@@ -471,6 +471,7 @@ def test_push_checks_everything_first_and_uploads_only_what_publish_wrote(hub, r
         hf_hub_download("org/p1", ".env", revision=revision, cache_dir=tmp_path / "dl", endpoint=hub)
 
 
+@pytest.mark.slow  # 18 s; the default suite keeps publish and push round trips, CI runs it (make test-slow)
 def test_hub_republish_leaves_no_file_of_the_previous_run(hub, runs, tmp_path) -> None:
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)

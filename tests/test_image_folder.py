@@ -134,6 +134,7 @@ def test_streaming_parts_are_disjoint_and_cover_the_split(tiny_imagefolder: Path
     assert len(seen[0]) == len(seen[1]) == 4
 
 
+@pytest.mark.slow  # 16 s; CI runs it (make test-slow)
 @pytest.mark.multiproc
 def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_path: Path) -> None:
     """8 val images, batch 3 per process over 2 processes: the prepared DataLoader pads the last batches with

@@ -101,6 +101,7 @@ def test_step_interval_checkpoints_replace_each_other(tmp_path) -> None:
     assert not any("_step_" in n for n in names)
 
 
+@pytest.mark.slow  # 27 s; the default suite keeps a kill-and-resume (test_faults.py, test_train.py) and CI runs it
 def test_sigkill_between_step_checkpoints_resumes_from_the_last_one(tmp_path) -> None:
     """A kill -9 (no handler runs) after update 8, between the step checkpoints at 5 and 10: --resume continues
     from update 5 and ends where an uninterrupted run (same command, same thread count) ends."""
@@ -150,6 +151,25 @@ def test_cli_prints_one_line_and_exits_with_the_requeue_code(tmp_path) -> None:
         env["FIXNORM_ZOO_SIGNAL_AT"] = "train:update_6"  # the resumed run passes update 3 without a signal
 
 
+def test_ctrl_c_while_an_epoch_checkpoint_is_written_is_one_line_and_resumes(tmp_path) -> None:
+    """Issue 24: Ctrl-C as the end-of-epoch checkpoint is written (the named point right after it) printed a
+    traceback; now the run stops at the next step with one line and exit 130, and `--resume` finishes it."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", *CLI_SETS]
+    cmd += ["--output", str(run), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    signalled = {**env, "FIXNORM_ZOO_SIGNAL_AT": "train:checkpoint_1", "FIXNORM_ZOO_SIGNAL": "SIGINT"}
+    r = subprocess.run(cmd, env=signalled, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == EXIT_INTERRUPTED and "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("fixnorm-zoo")]
+    assert len(lines) == 1 and "stopped by SIGINT" in lines[0] and "--resume" in lines[0], r.stderr[-2000:]
+    assert not (run / "summary.json").exists()
+    r = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "summary.json").is_file()
+    assert [json.loads(x)["epoch"] for x in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
 def test_resume_under_another_world_size_is_refused(tmp_path, monkeypatch) -> None:
     run = tmp_path / "run"
     monkeypatch.setenv("FIXNORM_ZOO_SIGNAL_AT", "train:update_4")
@@ -165,6 +185,7 @@ def test_resume_under_another_world_size_is_refused(tmp_path, monkeypatch) -> No
         train_mod.train(tiny_recipe(**SETS), output_dir=run, resume=True, progress=False)
 
 
+@pytest.mark.slow  # 35 s; the default suite keeps the 1-process signal tests, CI runs it (make test-slow)
 @pytest.mark.multiproc
 def test_two_processes_stop_at_the_same_step_and_resume_exactly(tmp_path) -> None:
     """2 gloo processes under torchrun; SIGTERM reaches rank 1 only, at a random update mid-epoch: both ranks stop
@@ -200,6 +221,7 @@ def test_two_processes_stop_at_the_same_step_and_resume_exactly(tmp_path) -> Non
     assert not (run / RunDir.PREEMPTED).exists()
 
 
+@pytest.mark.slow  # 31 s; the default suite keeps the CLI signal tests, CI runs it (make test-slow)
 def test_preemption_under_accelerate_launch_saves_marks_and_resumes_exactly(tmp_path) -> None:
     """`accelerate launch` turns any non-zero status of its child into its own status 1 (with a traceback unless
     `--quiet`), so a requeue script cannot see 75 there: the run still stops at the signal with a checkpoint, its

@@ -90,7 +90,10 @@ def test_fashion_mnist_recipes_hold_the_tuners_result() -> None:
     manifest = yaml.safe_load((ROOT / "eval" / "manifest.yaml").read_text())
     newest: dict[str, str] = {}
     for entry in manifest["tunes"]:
-        if not entry["id"].startswith(("grid_", "explore_")):
+        # a search at another schedule or seed (issue 23's half-schedule and second-seed surfaces) measures the
+        # recipe's surface, it does not tune the recipe
+        other_run = any(f"--set {k}=" in entry["args"] for k in ("epochs", "seed"))
+        if not entry["id"].startswith(("grid_", "explore_")) and not other_run:
             newest[entry["recipe"]] = entry["id"]
     assert newest, "no recipe tunings in eval/manifest.yaml"
     for recipe_name, tune_id in newest.items():
