@@ -223,9 +223,7 @@ def replay_multi_fidelity(surface: Surface, pruner_name: str, *, seed: int) -> T
         spent += high
         fulls.add(key)
         trace.append((spent, surface.objective[key]))
-        if (
-            surface.objective[key] >= surface.optimum
-        ):  # as in the single-fidelity replays: nothing left to report
+        if surface.objective[key] >= surface.optimum:  # as in the single-fidelity replays
             break
         study.tell(trial, surface.objective[key])
     return trace
@@ -288,11 +286,11 @@ def report(
     )
     # how easy the surface is: with k of n points on target, random search needs (n + 1) / (k + 1) full runs on
     # average (sampling without replacement), whatever the tuner
-    n = len(surface.objective)
-    k = sum(v >= surface.optimum - target - 1e-9 for v in surface.objective.values())
+    points = len(surface.objective)
+    on_target = sum(v >= surface.optimum - target - 1e-9 for v in surface.objective.values())
     print(
-        f"{k} of {n} points within {target} of the optimum: random search's expected cost "
-        f"{(n + 1) / (k + 1) * surface.full_epochs:.0f} epochs"
+        f"{on_target} of {points} points within {target} of the optimum: random search's expected cost "
+        f"{(points + 1) / (on_target + 1) * surface.full_epochs:.0f} epochs"
     )
     thresholds = {f"within {target}": target}
     if surface.spread is not None:

@@ -177,7 +177,7 @@ def test_batch_augment_crops_and_flips() -> None:
 
 
 @pytest.mark.slow  # 22 s; the default suite keeps 2-process runs (test_two_process_run_with_tensorboard_ends_cleanly,
-# tests/test_fixnorm_accelerate.py::test_two_gloo_processes_stay_identical, the torchrun preemption test)
+# tests/test_fixnorm_accelerate.py::test_two_gloo_processes_stay_identical)
 @pytest.mark.multiproc
 def test_two_processes_match_one_process_with_same_global_batch(tmp_path: Path) -> None:
     """torchrun with 2 gloo processes (as the README shows) against one process, same global batch. Augmentation
