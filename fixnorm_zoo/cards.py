@@ -4,6 +4,7 @@ measured results); and the card of a registry entry that has no published run (a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fixnorm_zoo.resources import package_data_dir
@@ -34,8 +35,13 @@ def render_card(
     eval_data: str,
     license: str = "apache-2.0",
     resume_changes: list[dict[str, Any]] | None = None,
+    notes: str = "",
+    recipe_yaml: str | None = None,
+    provenance_note: str = "",
 ) -> str:
-    """The card's full text. ``measured`` is publish's re-evaluation (top1, top5, param_count in millions)."""
+    """The card's full text. ``measured`` is publish's re-evaluation (top1, top5, param_count in millions);
+    ``notes`` the registry entry's (the spread over seeds, see :func:`seeds_line`); ``recipe_yaml`` the recipe file as
+    run (default: ``recipe`` written out)."""
     from huggingface_hub import ModelCard
 
     from fixnorm_zoo.architectures import REGISTERED_MODELS
@@ -95,7 +101,9 @@ def render_card(
         recipe_ref=recipe_ref,
         seed_note=f"seed {recipe.seed}",
         train_command=train_command(recipe, recipe_ref),
-        recipe_yaml=recipe.to_yaml().strip(),
+        recipe_yaml=(recipe_yaml if recipe_yaml is not None else recipe.to_yaml()).strip(),
+        seeds_line=seeds_line(notes),
+        provenance_note=provenance_note,
         resume_changes=[
             {
                 "from_epoch": c["from_epoch"],
@@ -106,10 +114,17 @@ def render_card(
         in_chans=channels,
         input_text=(
             f"{'1-channel (grayscale)' if channels == 1 else f'{channels}-channel (RGB)'} "
-            f"{ev['input_size'][1]}x{ev['input_size'][2]} images; the eval transform converts any PIL image to this"
+            f'{ev["input_size"][1]}x{ev["input_size"][2]} images; `fixnorm_zoo.get_transforms("{name}")` converts '
+            "any PIL image to this"
+            + (
+                ' (with timm\'s `create_transform`, convert first: `img.convert("L")`)'
+                if channels == 1
+                else ""
+            )
         ),
         validate_data=(
-            "--dataset torch/fashion_mnist --split test --data-dir DIR  # DIR/FashionMNIST/raw/: the 4 IDX files"
+            "--dataset torch/fashion_mnist --split test --data-dir DIR --device cpu  "
+            "# DIR/FashionMNIST/raw/: the 4 IDX files, uncompressed; --device cuda on a GPU"
             if recipe.dataset == "fashion_mnist"
             else "--data-dir /data/imagenet --split val"
         ),
@@ -119,6 +134,93 @@ def render_card(
         sha256=sha256,
     )
     return str(card)
+
+
+def seeds_line(notes: str) -> str:
+    """The card's line on training seeds. A published entry's registry notes hold the spread over seeds measured for
+    its recipe (``tools/registry_notes.py`` writes them from the project's results table); without notes, one run is
+    all that is known."""
+    if notes:
+        text = notes.replace(" +- ", " ± ").replace(
+            "(eval/results.csv", "(the fixnorm_zoo repository's eval/results.csv"
+        )
+        std = "; ± is the standard deviation over those seeds" if " ± " in text else ""
+        return f"**Seeds.** These weights are {text.rstrip('.')}{std}."
+    return (
+        "**Seeds.** One training run is published; no spread over seeds is recorded for it (train the recipe at "
+        "other seeds to measure one)."
+    )
+
+
+def render_repo_card(
+    folder: Path,
+    *,
+    name: str,
+    repo_id: str,
+    recipe_ref: str,
+    eval_split: str,
+    eval_data: str,
+    gmacs: float | None,
+    paper_top1: float | None = None,
+    twin: dict[str, Any] | None = None,
+    license: str = "apache-2.0",
+    notes: str = "",
+) -> str:
+    """The card of a published repo folder, from the files it carries (``train_hparams.yaml``, ``results.csv``,
+    ``provenance.json``, ``log.jsonl``, ``config.json``, the weights) and the registry's facts given here.
+
+    Why from the folder: ``publish`` writes those files first and renders the card from them, and a card refresh
+    (``tools/refresh_release.py``) renders it again from the same files, so a published card can follow the template
+    without retraining or touching the weights.
+    """
+    import csv
+    import json
+
+    from fixnorm_zoo.hub import WEIGHTS_FILE, sha256_file
+    from fixnorm_zoo.recipe import load_recipe
+
+    hparams = folder / "train_hparams.yaml"
+    recipe = load_recipe(str(hparams))
+    with open(folder / "results.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    measured = {k: float(row[k]) for k in ("top1", "top5", "param_count")}
+    prov = json.loads((folder / "provenance.json").read_text())
+    cfg = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
+    summary = {
+        "eval_setting": {
+            k: cfg[k] for k in ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
+        },
+        "eval_split": eval_split,
+        "train_time_s": prov.get("train_time_s") or 0,
+        "num_processes": prov.get("num_processes") or 1,
+    }
+    history = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines() if line.strip()]
+    weights = folder / WEIGHTS_FILE
+    comparison = "fixnorm_vs_wd.png"
+    return render_card(
+        name=name,
+        repo_id=repo_id,
+        recipe=recipe,
+        recipe_ref=recipe_ref,
+        summary=summary,
+        measured={**measured, "param_count": round(measured["param_count"], 3)},
+        sha256=sha256_file(weights),
+        size=weights.stat().st_size,
+        gmacs=gmacs,
+        paper_top1=paper_top1,
+        twin=twin,
+        comparison_file=comparison if twin is not None and (folder / comparison).is_file() else None,
+        eval_data=eval_data,
+        license=license,
+        resume_changes=[
+            {"from_epoch": r["epoch"], "changes": r["resume_changes"]}
+            for r in history
+            if r.get("resume_changes")
+        ],
+        notes=notes,
+        recipe_yaml=hparams.read_text(),
+        provenance_note=prov.get("note", ""),
+    )
 
 
 def train_command(recipe, recipe_ref: str) -> str:

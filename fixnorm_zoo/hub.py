@@ -208,6 +208,7 @@ RELEASE_FILES = (
     "train_hparams.yaml",
     "log.jsonl",
     "results.csv",
+    "provenance.json",
 )
 """What ``fixnorm-zoo publish`` writes into a repo folder: the only files ``push`` uploads (a stray ``.env`` or a
 pickle beside them stays local)."""

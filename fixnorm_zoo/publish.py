@@ -117,12 +117,14 @@ def publish(
         raise PublishRefused(f"--dry-run {dry_run}: not a new or empty folder; name one that is")
     if not dry_run and dest is None:
         check_hub_reachable()  # before the re-evaluation: an upload that cannot happen should not cost it
+    twin_name = None
     if twin is not None:
         twin_summary = _read_summary(Path(twin))
         if twin_summary.get("method") == recipe.method:
             raise PublishRefused(
                 f"--twin {twin}: its method is also {recipe.method!r}; a twin differs in the method"
             )
+        twin_name = _twin_name(reg, zoo_name=zoo_name, existing=existing, twin_summary=twin_summary)
     eval_data = _eval_data(recipe, data)
     measured = _reverify(run_dir, summary, data=eval_data, tolerance=tolerance)
 
@@ -147,6 +149,7 @@ def publish(
             zoo_name=zoo_name,
             existing=existing,
             twin=Path(twin) if twin else None,
+            twin_name=twin_name,
             eval_data=eval_data,
             recipe_ref=recipe_ref,
         )
@@ -181,6 +184,18 @@ def publish(
     fault_point("publish:before_registry")
     reg.upsert(ModelInfo.from_dict(entry))
     return result
+
+
+def _twin_name(reg, *, zoo_name: str, existing, twin_summary: dict[str, Any]) -> str:
+    """The twin's zoo name when the registry pairs one with this entry (its ``baseline_of``, either way) in the
+    twin's method; else its run's recipe name. Why: a card names the model it compares against as users look it up."""
+    for other in reg.models():
+        paired = other.baseline_of == zoo_name or (
+            existing is not None and existing.baseline_of == other.name
+        )
+        if paired and other.method == twin_summary.get("method") and other.status != "retired":
+            return other.name
+    return twin_summary["name"]
 
 
 def _existing_entry(reg, name: str, *, may_replace: bool):
@@ -398,12 +413,13 @@ def _write_repo_folder(
     zoo_name,
     existing,
     twin,
+    twin_name,
     eval_data,
     recipe_ref,
 ) -> None:
     from timm.models import save_for_hf
 
-    from fixnorm_zoo.cards import render_card
+    from fixnorm_zoo.cards import render_repo_card
     from fixnorm_zoo.evaluate import load_run
     from fixnorm_zoo.models import EVAL_KEYS
 
@@ -427,7 +443,7 @@ def _write_repo_folder(
     if twin is not None:
         twin_summary = _read_summary(twin)
         twin_row = {
-            "name": f"{twin_summary['name']} ({twin_summary['method']}, run {twin.name})",
+            "name": f"{twin_name} ({twin_summary['method']}, run {twin.name})",
             "top1": f"{twin_summary['top1']:.2f}",
             "top5": f"{twin_summary['top5']:.2f}",
             "note": "the twin's recorded result, same recipe and budget",
@@ -440,33 +456,26 @@ def _write_repo_folder(
             folder / comparison,
             title=f"{zoo_name}: FixNorm vs weight decay",
         )
-    weights = folder / WEIGHTS_FILE
-    card = render_card(
+    _write_provenance_files(run_dir, folder, measured=measured, summary=summary)
+    same_model = existing is not None and (existing.architecture, existing.model_args) == (
+        recipe.model,
+        recipe.model_args,
+    )
+    card = render_repo_card(
+        folder,
         name=zoo_name,
         repo_id=repo_id,
-        recipe=recipe,
         recipe_ref=recipe_ref,
-        summary=summary,
-        measured={**measured, "param_count": round(measured["param_count"], 3)},
-        sha256=sha256_file(weights),
-        size=weights.stat().st_size,
-        # GMACs are the existing entry's measurement only if it is the same model (a --replace may change it)
-        gmacs=existing.gmacs
-        if existing and (existing.architecture, existing.model_args) == (recipe.model, recipe.model_args)
-        else None,
-        resume_changes=[
-            {"from_epoch": row["epoch"], "changes": row["resume_changes"]}
-            for row in RunDir(run_dir).read_history()
-            if row.get("resume_changes")
-        ],
+        eval_split=summary["eval_split"],
+        # GMACs and notes are the existing entry's only if it is the same model (a --replace may change it)
+        gmacs=existing.gmacs if same_model else None,
+        notes=existing.notes if same_model else "",
         paper_top1=existing.paper_top1 if existing else None,
         twin=twin_row,
-        comparison_file=comparison,
         eval_data=eval_data.partition(":")[0],
         license=existing.license if existing else "apache-2.0",
     )
     (folder / "README.md").write_text(card)
-    _write_provenance_files(run_dir, folder, measured=measured, summary=summary)
     for name in (WEIGHTS_FILE, "config.json", "README.md", "curves.png", comparison, *PROVENANCE_FILES):
         if name and (folder / name).exists():
             (folder / name).chmod(0o644)  # what we wrote is readable by the mirror's users (timm writes 0600)
@@ -481,21 +490,11 @@ and where it ran (code revision, library versions, hardware) for training and fo
 def _write_provenance_files(
     run_dir: Path, folder: Path, *, measured: dict[str, Any], summary: dict[str, Any]
 ) -> None:
-    import csv
-    import io
-    import json
-
-    from fixnorm_zoo.metrics import RESULTS_COLUMNS
     from fixnorm_zoo.provenance import provenance
 
     run = RunDir(run_dir)
     shutil.copyfile(run.recipe_file, folder / "train_hparams.yaml")
     shutil.copyfile(run.log_file, folder / "log.jsonl")
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(RESULTS_COLUMNS)
-    writer.writerow([measured[c] for c in RESULTS_COLUMNS])
-    (folder / "results.csv").write_text(table.getvalue())
     record = {
         "training": summary.get("provenance"),
         "training_threads": summary.get("threads"),
@@ -503,4 +502,26 @@ def _write_provenance_files(
         "num_processes": summary.get("num_processes"),
         "evaluation": provenance(),
     }
-    (folder / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_measurement_files(folder, measured=measured, record=record)
+
+
+def write_measurement_files(folder: Path, *, measured: dict[str, Any], record: dict[str, Any]) -> None:
+    """A release folder's ``results.csv`` (``measured`` in timm's results-CSV columns) and ``provenance.json``
+    (``record``: where the training and the measurement ran), each written atomically.
+
+    Why public: a release folder published before these files existed gets them from a fresh re-evaluation
+    (``tools/refresh_release.py``) in the same form ``publish`` writes them.
+    """
+    import csv
+    import io
+    import json
+
+    from fixnorm_zoo.atomic import atomic_write_text
+    from fixnorm_zoo.metrics import RESULTS_COLUMNS
+
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(RESULTS_COLUMNS)
+    writer.writerow([measured[c] for c in RESULTS_COLUMNS])
+    atomic_write_text(folder / "results.csv", table.getvalue(), mode=0o644)
+    atomic_write_text(folder / "provenance.json", json.dumps(record, indent=2) + "\n", mode=0o644)

@@ -235,6 +235,7 @@ def test_gate_refuses_a_wrong_claim(hub, runs, tmp_path) -> None:
 
 
 def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) -> None:
+    from fixnorm_zoo.cards import seeds_line
     from fixnorm_zoo.publish import publish
 
     registry = tmp_path / "zoo.json"
@@ -267,7 +268,11 @@ def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) ->
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: timm" in card and "model-index:" in card
     assert f"value: {round(result['top1'], 2)}" in card and result["sha256"] in card
-    assert "fixnorm-zoo eval" in card and "fc_norm" in card and "(wd, run b)" in card
+    assert "fixnorm-zoo eval" in card and "fc_norm" in card
+    # the entry and its twin under their zoo names (the registry pairs resnet18.wd_fmnist with this entry)
+    assert "\n# resnet18.fixnorm_fmnist\n" in card and "| resnet18.wd_fmnist (wd, run b) |" in card
+    # another model than the entry's (widths 8-64): the entry's seed spread is not this run's
+    assert seeds_line("") in card and "seeds 0-2" not in card
     assert "arxiv:2103.15345" in card and "- fixnorm" in card and "weight-decay" not in card.split("---")[1]
     assert json.loads(registry.read_text()) == json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())
 
@@ -414,6 +419,13 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     revision = _entry(registry, "released")["hub"]["revision"]
     assert revision and len(revision) == 40 and revision in r.stdout
+    # the Hub repo carries every file publish wrote (weights, config, card, plots, hparams, log, results, provenance)
+    code = "import sys, huggingface_hub as h; print(*h.HfApi().list_repo_files('org/released', revision=sys.argv[1]))"
+    listed = subprocess.run([sys.executable, "-c", code, revision], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(f for f in listed.stdout.split() if f != ".gitattributes") == sorted(
+        p.name for p in (tmp_path / "release" / "org" / "released").iterdir()
+    )
     # issue 21, defect 6: an unchanged release is not pushed again (no empty commit); --force pushes anyway
     r = _cli(env, "push", str(tmp_path / "release"), "--name", "released")
     assert r.returncode == 0 and "unchanged since commit" in r.stdout, r.stdout + r.stderr

@@ -176,3 +176,85 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     assert r.returncode == 0, r.stderr
     top1 = float(r.stdout.splitlines()[1].split(",")[2])
     assert abs(top1 - entry["top1"]) < 1e-6
+
+
+@pytest.mark.slow  # ~2 min: two repos pushed to the local Hub, each card's commands run (10,000 test images each)
+def test_published_cards_commands_work_as_printed(installed, hub, tmp_path) -> None:
+    """Issue 21: the commands a published card prints, run as printed from the installed wheel in a folder outside
+    the checkout once the repo is on a Hub (the local one): the registry eval, the `hf-hub:` eval, timm's own
+    validate.py through `fixnorm_zoo.timm_script`, and the card's Python block; each gives the card's number."""
+    import gzip
+    import re
+    import shlex
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    registry = tmp_path / "zoo.json"
+    registry.write_text((installed / "fixnorm_zoo" / "zoo.json").read_text())
+    env = _env(installed, hub, tmp_path / "home", registry)
+    names = ["resnet9s.wd_fmnist", "tinynet_e.fixnorm_fmnist"]  # a fixnorm_zoo architecture, a stock timm one
+    r = _cli(
+        installed,
+        env,
+        work,
+        "push",
+        str(ROOT / "zoo_mirror"),
+        "--registry",
+        str(registry),
+        "--name",
+        names[0],
+    )
+    assert r.returncode == 0, r.stderr
+    r = _cli(
+        installed,
+        env,
+        work,
+        "push",
+        str(ROOT / "zoo_mirror"),
+        "--registry",
+        str(registry),
+        "--name",
+        names[1],
+    )
+    assert r.returncode == 0, r.stderr
+    data_dir = tmp_path / "fmnist"  # torchvision's layout, as the card's comment says: DIR/FashionMNIST/raw/
+    (data_dir / "FashionMNIST" / "raw").mkdir(parents=True)
+    for gz in Path("/usr/share/datasets/fashion-mnist").glob("*-ubyte.gz"):
+        (data_dir / "FashionMNIST" / "raw" / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
+    validate = ROOT.parent / "shared" / "peers" / "timm" / "validate.py"  # timm's script (../shared/peers)
+    swap = {"fixnorm-zoo": str(installed / "bin" / "fixnorm-zoo"), "python": sys.executable}
+    swap.update({"validate.py": str(validate), "DIR": str(data_dir)})
+    ran_validate = False
+    for name in names:
+        entry = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == name)
+        assert entry["hub"]["revision"]
+        card = (ROOT / "zoo_mirror" / entry["hub"]["repo_id"] / "README.md").read_text()
+        lines = "\n".join(re.findall(r"```bash\n(.*?)```", card, re.S)).replace("\\\n", " ").splitlines()
+        commands = [shlex.split(line, comments=True) for line in lines if line.strip()]
+        assert len(commands) == 3, commands  # eval by name, eval hf-hub:, validate.py
+        for command in commands:
+            if "validate.py" in command and not validate.is_file():
+                continue
+            r = subprocess.run(
+                [swap.get(a, a) for a in command],
+                env=env,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert r.returncode == 0, (command, r.stderr[-3000:])
+            if "validate.py" in command:
+                ran_validate = True
+                top1 = json.loads(r.stdout.split("--result\n")[-1])["top1"]
+            else:
+                top1 = float(r.stdout.splitlines()[1].split(",")[2])
+            assert abs(top1 - entry["top1"]) < 0.015, (command, top1)  # one test image in 10,000 at most
+        (use,) = re.findall(r"```python\n(.*?)```", card, re.S)
+        check = "\nfrom PIL import Image\nprint(tuple(model(transform(Image.new('L', (40, 40))).unsqueeze(0)).shape))"
+        r = subprocess.run(
+            [sys.executable, "-c", use + check], env=env, cwd=work, capture_output=True, text=True
+        )
+        assert r.returncode == 0 and r.stdout.split("\n")[-2] == "(1, 10)", r.stderr[-3000:]
+    if not ran_validate:
+        pytest.skip(f"timm's validate.py is not at {validate}: the cards' validate.py lines were not run")
