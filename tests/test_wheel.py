@@ -258,3 +258,51 @@ def test_published_cards_commands_work_as_printed(installed, hub, tmp_path) -> N
         assert r.returncode == 0 and r.stdout.split("\n")[-2] == "(1, 10)", r.stderr[-3000:]
     if not ran_validate:
         pytest.skip(f"timm's validate.py is not at {validate}: the cards' validate.py lines were not run")
+
+
+@pytest.mark.slow  # ~1 min: the README's load block and its evaluate lines that need no run folder or Hub org
+def test_readme_load_block_and_evaluate_lines_work_as_printed(installed, hub, tmp_path) -> None:
+    """Issue 21: the README's "Load a model" Python block (its last line downloads the timm tag from the Hub, so
+    the entry is pushed to the local one first) and its Evaluate lines that name a bundled model, run as printed
+    from the installed wheel outside the checkout."""
+    import re
+    import shlex
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    registry = tmp_path / "zoo.json"
+    registry.write_text((installed / "fixnorm_zoo" / "zoo.json").read_text())
+    env = _env(installed, hub, tmp_path / "home", registry)
+    readme = (ROOT / "README.md").read_text()
+    (load_block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "fixnorm_zoo.load(" in b]
+    r = _cli(
+        installed,
+        env,
+        work,
+        "push",
+        str(ROOT / "zoo_mirror"),
+        "--registry",
+        str(registry),
+        "--name",
+        "resnet9s.fixnorm_fmnist",
+    )
+    assert r.returncode == 0, r.stderr
+    check = "\nprint(type(model).__name__, model.pretrained_cfg['tag'])"
+    r = subprocess.run(
+        [sys.executable, "-c", load_block + check], env=env, cwd=work, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split("\n")[-2] == "ResNet9s fixnorm_fmnist", r.stdout
+    evaluate = readme.split("## Evaluate", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    bundled = [line for line in evaluate.splitlines() if line.startswith("fixnorm-zoo eval resnet9s.")]
+    assert len(bundled) == 2, evaluate
+    entry = next(
+        m for m in json.loads(registry.read_text())["models"] if m["name"] == "resnet9s.fixnorm_fmnist"
+    )
+    for line in bundled:
+        r = _cli(installed, env, work, *shlex.split(line, comments=True)[1:])
+        assert r.returncode == 0, (line, r.stderr)
+        if "--tta" not in line:
+            assert abs(float(r.stdout.splitlines()[1].split(",")[2]) - entry["top1"]) < 0.015, r.stdout
+        else:
+            assert "flip" in r.stdout, r.stdout
