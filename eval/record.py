@@ -715,10 +715,34 @@ def _history(row: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
-    """docs/fmnist_results.png (the families, top-1 per epoch) and docs/fmnist_time_to_accuracy[_eN].png."""
-    from fixnorm_zoo.plots import figures, plot_time_to_accuracy
+    """docs/fmnist_results.png (the families, top-1 per epoch), docs/fmnist_time_to_accuracy[_eN].png,
+    docs/fmnist_reference_epochs.png and docs/fixnorm_vs_wd.png (the README's first figure: the ResNet-18 pair's
+    seed-0 runs, from the logs their release folders carry)."""
+    from fixnorm_zoo.plots import figures, plot_comparison, plot_time_to_accuracy
+    from fixnorm_zoo.recipe import load_recipe
 
     written = []
+    pair = {
+        m: ROOT / "zoo_mirror" / "fixnorm-zoo" / f"fmnist_resnet18{s}"
+        for m, s in (("fixnorm", ""), ("wd", "_wd"))
+    }
+    if all((folder / "log.jsonl").is_file() for folder in pair.values()):
+        labels = {}
+        for method, folder in pair.items():
+            r = load_recipe(str(folder / "train_hparams.yaml"))
+            label = (
+                f"FixNorm (fc_norm {r.fc_norm:g}, lr {r.lr:g})"
+                if method == "fixnorm"
+                else f"weight decay {r.weight_decay:g} (lr {r.lr:g})"
+            )
+            labels[label] = folder
+        path = ROOT / "docs" / "fixnorm_vs_wd.png"
+        plot_comparison(
+            labels,
+            path,
+            title="Fashion-MNIST ResNet-18 (half width, output_stride 8), 10 epochs, seed 0: FixNorm vs weight decay",
+        )
+        written.append(path)
     fast: dict[str, list[list[dict]]] = defaultdict(list)
     seeds: dict[str, int] = defaultdict(int)
     for r in sorted(
@@ -738,7 +762,7 @@ def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
             targets=TARGETS,
             budgets=(10, 30),
             ylim=(88, 95.5),
-            title="Fashion-MNIST resnet9s: test top-1 vs training-loop minutes (one line per seed)",
+            title="Fashion-MNIST resnet9s: test top-1 vs training-loop minutes (colour: run; line style: seed)",
         )
         written.append(path)
     groups = _baseline_groups(rows)
@@ -756,7 +780,7 @@ def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
             ylim=(88, 95.5),
             unit_s={label: [float(r["ref_epoch_s"]) for r in rs] for label, rs in curves.items()},
             xlabel="training cost (reference epochs: seconds / the yardstick's epoch seconds)",
-            title="Fashion-MNIST resnet9s: test top-1 vs reference epochs (one line per seed)",
+            title="Fashion-MNIST resnet9s: test top-1 vs reference epochs (colour: run; line style: seed)",
         )
         written.append(path)
     families: dict[str, dict[str, list[dict[str, str]]]] = defaultdict(lambda: defaultdict(list))
@@ -765,25 +789,29 @@ def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
             families[Path(r["recipe"]).name.rsplit("_", 1)[0]][r["method"]].append(r)
     plt = figures()
     names = sorted(families)
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
     colors = {"fixnorm": "tab:blue", "wd": "tab:orange"}
+    styles = ("-", "--", ":")
     for ax, family in zip(axes[0], names, strict=True):
         for method, rs in sorted(families[family].items()):
-            for i, r in enumerate(rs):
+            for i, r in enumerate(sorted(rs, key=lambda r: int(r["seed"]))):
                 log = _history(r)
                 ax.plot(
                     [h["epoch"] for h in log],
                     [h["top1"] for h in log],
                     color=colors[method],
-                    alpha=0.8,
-                    label=METHOD_LABEL[method] if i == 0 else None,
+                    ls=styles[i % len(styles)],
+                    marker="o",
+                    ms=3,
+                    alpha=0.85,
+                    label=f"{METHOD_LABEL[method]}, seed {r['seed']}",
                 )
         ax.set(title=family, xlabel="epoch", ylabel="test top-1 (%)")
-        ax.set_ylim(bottom=60)
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle("Fashion-MNIST: FixNorm vs weight decay (one line per seed)")
-    fig.tight_layout()
+    fig.suptitle("Fashion-MNIST: FixNorm vs weight decay (colour: method; line style: seed)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path = ROOT / "docs" / "fmnist_results.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -7,6 +7,9 @@ from typing import Any
 
 from fixnorm_zoo.rundir import RunDir
 
+METHOD_LABELS = {"fixnorm": "FixNorm", "wd": "weight decay"}
+"""How a figure's legend names each training method."""
+
 
 class _Figures:
     """The three pyplot calls the figures use (``subplots``, ``close``, ``rcParams``), on figures that own their
@@ -35,7 +38,7 @@ def figures() -> _Figures:
     return _Figures()
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> None:
+def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> Any:
     """Loss and test top-1 against epoch, one PNG."""
     plt = figures()
     epochs = [h["epoch"] for h in history]
@@ -46,14 +49,28 @@ def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str) -> Non
     if any("top1_ema" in h for h in history):
         ax2.plot(epochs, [h.get("top1_ema") for h in history], marker="s", label="EMA")
     ax2.set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
-    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
+    _legend_below(fig, ax2)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig  # for inspection (tests); the PNG is the product
 
 
-def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> None:
+def _legend_below(fig: Any, ax: Any) -> None:
+    """One legend for the figure, below the axes, so that it never covers a curve (``ax`` holds every label); a
+    figure with one unlabelled series gets none. Lays the figure out."""
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) < 2:
+        fig.tight_layout()
+        return
+    rows = (len(labels) + 2) // 3
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
+
+
+def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Any:
     """Effective LR of the scale-invariant weights, classifier norm and test top-1 per epoch, one line per run.
 
     Args:
@@ -62,32 +79,35 @@ def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Non
         title: the figure title.
     """
     plt = figures()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    any_positive_lr = False
-    for label, run in run_dirs.items():
-        rows = RunDir(run).read_history()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    histories = {label: RunDir(run).read_history() for label, run in run_dirs.items()}
+    # a cosine schedule ends at LR 0, which a log axis cannot show: such points are left out and the axis says so
+    positive = [r.get("eff_lr_invariant") for rows in histories.values() for r in rows]
+    log_lr = any(v is not None and v > 0 for v in positive)
+    dropped = log_lr and any(v is not None and v <= 0 for v in positive)
+    for label, rows in histories.items():
         epochs = [r["epoch"] for r in rows]
         eff_lr = [r.get("eff_lr_invariant") for r in rows]
-        any_positive_lr |= any(v is not None and v > 0 for v in eff_lr)
+        if log_lr:
+            eff_lr = [v if v is not None and v > 0 else float("nan") for v in eff_lr]
         axes[0].plot(epochs, eff_lr, marker="o", label=label)
         axes[1].plot(epochs, [r.get("fc_norm") for r in rows], marker="o", label=label)
         axes[2].plot(epochs, [r["top1"] for r in rows], marker="o", label=label)
-    # log scale only where there is something to scale: a 1-epoch cosine run ends at LR 0
     axes[0].set(
-        xlabel="epoch (value at its end)",
+        xlabel="epoch (value at its end)" + ("; LR 0 not drawn" if dropped else ""),
         ylabel="lr / ||W||^2 (median)",
-        yscale="log" if any_positive_lr else "linear",
+        yscale="log" if log_lr else "linear",
         title="effective LR, scale-invariant weights",
     )
     axes[1].set(xlabel="epoch", ylabel="||W_fc||", title="classifier norm")
     axes[2].set(xlabel="epoch", ylabel="test top-1 (%)", title="accuracy")
     for ax in axes:
-        ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
+    _legend_below(fig, axes[0])
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig  # for inspection (tests); the PNG is the product
 
 
 def plot_trials(records: list[dict[str, Any]], *, knobs: tuple[str, ...], path: Path) -> None:
@@ -141,13 +161,19 @@ def plot_time_to_accuracy(
     ylim: tuple[float, float] | None = None,
     unit_s: dict[str, list[float]] | None = None,
     xlabel: str = "training wall-clock (minutes, 2 CPU cores)",
-) -> None:
+) -> Any:
     """Test top-1 against cumulative training time (per-epoch ``epoch_train_s`` summed), one colour per label
     (method and schedule) and one line per seed, with horizontal lines at the target accuracies and vertical ones at
     the budgets: a DAWNBench-style view. Time is in minutes, or in units of ``unit_s[label][i]`` seconds for the
     i-th run of a label (e.g. each run's reference-epoch seconds, so that runs from different machines compare)."""
     plt = figures()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    # with a zoom (ylim), a second panel shows every point unclipped; the zoom is the first, larger one
+    if ylim:
+        fig, (ax, full) = plt.subplots(1, 2, figsize=(11, 5.0), width_ratios=(2.2, 1))
+        panels = (ax, full)
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 5.0))
+        panels = (ax,)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ("-", "--", ":")
     for colour, (label, runs) in zip(colours, histories.items(), strict=False):
@@ -157,25 +183,30 @@ def plot_time_to_accuracy(
             for h in history:
                 total += h["epoch_train_s"]
                 xs.append(total / unit)
-            ax.plot(
-                xs,
-                [h["top1"] for h in history],
-                marker="o",
-                ms=3,
-                ls=styles[i % len(styles)],  # each seed distinguishable within its colour
-                color=colour,
-                alpha=0.85,
-                label=label if i == 0 else None,
-            )
-    for t in targets:
-        ax.axhline(t, color="grey", lw=0.8, ls="--")
-    for b in budgets:
-        ax.axvline(b, color="grey", lw=0.8, ls=":")
+            for panel in panels:
+                panel.plot(
+                    xs,
+                    [h["top1"] for h in history],
+                    marker="o",
+                    ms=3,
+                    ls=styles[i % len(styles)],  # each seed distinguishable within its colour
+                    color=colour,
+                    alpha=0.85,
+                    label=label if i == 0 and panel is ax else None,
+                )
+    for panel in panels:
+        for t in targets:
+            panel.axhline(t, color="grey", lw=0.8, ls="--")
+        for b in budgets:
+            panel.axvline(b, color="grey", lw=0.8, ls=":")
+        panel.grid(alpha=0.3)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.set(xlabel=xlabel, ylabel="test top-1 (%)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")  # the curves rise to the upper right
-    fig.tight_layout()
+        ax.set(title=f"zoom: {ylim[0]:g}-{ylim[1]:g}%")
+        full.set(xlabel="(same axis as the zoom)", title="every point")
+    ax.set(xlabel=xlabel, ylabel="test top-1 (%)")
+    fig.suptitle(title)
+    _legend_below(fig, ax)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig  # for inspection (tests); the PNG is the product

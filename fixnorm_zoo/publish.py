@@ -448,11 +448,17 @@ def _write_repo_folder(
             "top5": f"{twin_summary['top5']:.2f}",
             "note": "the twin's recorded result, same recipe and budget",
         }
-        from fixnorm_zoo.plots import plot_comparison
+        from fixnorm_zoo.plots import METHOD_LABELS, plot_comparison
 
         comparison = "fixnorm_vs_wd.png"
         plot_comparison(
-            {recipe.method: run_dir, twin_summary["method"]: twin},
+            {
+                METHOD_LABELS.get(m, m): d
+                for m, d in sorted(
+                    {recipe.method: run_dir, twin_summary["method"]: twin}.items(),
+                    key=lambda x: x[0] != "fixnorm",
+                )
+            },
             folder / comparison,
             title=f"{zoo_name}: FixNorm vs weight decay",
         )

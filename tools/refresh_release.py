@@ -13,8 +13,10 @@ recipe's name). Each folder is checked first (its weights' sha256 is the registr
   which must reproduce the registry's top-1 (the gate publish applies); the training's own provenance predates the
   record and says so.
 
-Then the card (README.md) is rendered again from those files and the registry entry (its zoo name, its twin by
-name, its seed spread). Run tools/model_cards.py afterwards to copy the cards into model_cards/.
+Then the figures are drawn again from the logs the folders carry (`curves.png`; `fixnorm_vs_wd.png` from the pair's
+two logs) and the card (README.md) is rendered again from those files and the registry entry (its zoo name, its twin
+by name, its seed spread). Run tools/model_cards.py afterwards to copy the cards into model_cards/. `--check`
+compares the text files only: a figure's bytes depend on the matplotlib version that drew it.
 
     .venv/bin/python tools/refresh_release.py [--release zoo_mirror] [--check]   # --check: exit 1 if anything would change
 """
@@ -60,22 +62,55 @@ def _results_row(info, seed: int) -> dict[str, str]:
     return rows[0]
 
 
-def _twin_row(info, registry) -> dict[str, str] | None:
-    """The other method's published entry of the same pair, under its zoo name, with its published numbers."""
+def _twin(info, registry):
+    """The other method's published entry of the same pair (``baseline_of`` either way), or None."""
     pair = [
         o
         for o in registry.models()
         if o.status == "published" and (o.baseline_of == info.name or info.baseline_of == o.name)
     ]
-    if not pair:
+    return pair[0] if pair else None
+
+
+def _twin_row(twin) -> dict[str, str] | None:
+    """The card's row of the twin, under its zoo name, with its published numbers."""
+    if twin is None:
         return None
-    twin = pair[0]
     return {
         "name": f"{twin.name} ({twin.method})",
         "top1": f"{twin.top1:.2f}",
         "top5": f"{twin.top5:.2f}",
         "note": "the twin's published result, same recipe and budget",
     }
+
+
+def _redraw(info, folder: Path, twin, release: Path) -> list[str]:
+    """Draw the folder's figures again from the logs it carries (the run's curves; FixNorm against the twin, FixNorm
+    first so both cards of a pair use the same colours); return the names whose bytes changed."""
+    import tempfile
+
+    from fixnorm_zoo.atomic import atomic_write_bytes
+    from fixnorm_zoo.hub import mirror_repo_dir
+    from fixnorm_zoo.plots import METHOD_LABELS, plot_comparison, plot_curves
+    from fixnorm_zoo.rundir import RunDir
+
+    changed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        drawn = Path(tmp)
+        plot_curves(RunDir(folder).read_history(), drawn / "curves.png", title=f"{info.name} ({info.method})")
+        if twin is not None:
+            pair = {info.method: folder, twin.method: mirror_repo_dir(release, twin.hub.repo_id)}
+            plot_comparison(
+                {METHOD_LABELS.get(m, m): pair[m] for m in sorted(pair, key=lambda m: m != "fixnorm")},
+                drawn / "fixnorm_vs_wd.png",
+                title=f"{info.name}: FixNorm vs weight decay",
+            )
+        for figure in sorted(drawn.iterdir()):
+            target = folder / figure.name
+            if not target.is_file() or target.read_bytes() != figure.read_bytes():
+                atomic_write_bytes(target, figure.read_bytes(), mode=0o644)
+                changed.append(figure.name)
+    return changed
 
 
 def _measure(info, release: Path, row: dict[str, str]) -> tuple[dict, dict]:
@@ -151,6 +186,10 @@ def refresh(info, *, release: Path, registry, check: bool) -> list[str]:
         if "results.csv" in missing or "provenance.json" in missing:
             measured, record = _measure(info, release, row)
             write_measurement_files(folder, measured=measured, record=record)
+    twin = _twin(info, registry)
+    figures = (
+        [] if check else _redraw(info, folder, twin, release)
+    )  # figures: only when writing (see the doc)
     card = render_repo_card(
         folder,
         name=info.name,
@@ -160,15 +199,15 @@ def refresh(info, *, release: Path, registry, check: bool) -> list[str]:
         eval_data=info.dataset,
         gmacs=info.gmacs,
         paper_top1=info.paper_top1,
-        twin=_twin_row(info, registry),
+        twin=_twin_row(twin),
         license=info.license,
         notes=info.notes,
     )
     if (folder / "README.md").read_text() == card:
-        return missing
+        return [*missing, *figures]
     if not check:
         atomic_write_text(folder / "README.md", card)
-    return [*missing, "README.md"]
+    return [*missing, *figures, "README.md"]
 
 
 def main() -> int:
