@@ -35,18 +35,18 @@ def test_lazy_names_resolve() -> None:
 
 
 def _layout_order() -> list[str]:
-    """The module order of the README's Layout section (each module may import only the ones above it)."""
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index("## Layout") :].split("```")[1]
+    """The module order of docs/layout.md (each module may import only the ones above it)."""
+    text = (ROOT / "docs" / "layout.md").read_text()
+    block = text.split("```")[1]
     return [m.group(1) for m in re.finditer(r"^  (\w+)\.py\b", block, re.M)] + [
         m.group(1) for m in re.finditer(r";  (\w+)\.py\b", block)
     ]
 
 
-def test_dependencies_run_one_way_as_the_readme_lays_them_out() -> None:
+def test_dependencies_run_one_way_as_docs_layout_lays_them_out() -> None:
     order = _layout_order()
     modules = sorted(p.stem for p in (ROOT / "fixnorm_zoo").glob("*.py") if p.stem != "__init__")
-    assert sorted(order) == modules, "the README's Layout must list every module once"
+    assert sorted(order) == modules, "docs/layout.md must list every module once"
     for name in modules:
         tree = ast.parse((ROOT / "fixnorm_zoo" / f"{name}.py").read_text())
         for node in ast.walk(tree):

@@ -128,9 +128,11 @@ def test_readme_tables_are_generated_from_the_rows() -> None:
     assert placed == sorted(record.TABLES), placed
     for name, text in texts.items():
         assert record.render_readme(text, ROWS) == text, f"{name}: run .venv/bin/python eval/record.py readme"
-    for name, text in texts.items():  # the README's links to docs pages resolve
-        for link in re.findall(r"\]\((docs/[^)#]+\.md)", text):
-            assert (ROOT / link).is_file(), f"{name} links {link}, which does not exist"
+    for name, text in texts.items():  # every page's relative links (pages, figures, files) resolve
+        for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if not link.startswith(("http://", "https://")):
+                target = (ROOT / name).parent / link
+                assert target.exists(), f"{name} links {link}, which does not exist"
 
 
 FAKE_TUNER = """
