@@ -91,6 +91,13 @@ def _cli(target: Path, env: dict[str, str], cwd: Path, *args: str) -> subprocess
     )
 
 
+def _push_release(installed: Path, env: dict[str, str], work: Path, registry: Path, *names: str) -> None:
+    """Push the named repos of the checkout's release folder to the test Hub, pinning them in ``registry``."""
+    names_args = [a for name in names for a in ("--name", name)]
+    r = _cli(installed, env, work, "push", str(ROOT / "zoo_mirror"), "--registry", str(registry), *names_args)
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.slow  # ~1 min end to end (wheel build, fresh venv): CI runs it (make test-slow)
 def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tmp_path) -> None:
     work = tmp_path / "elsewhere"  # a folder outside the checkout
@@ -193,30 +200,7 @@ def test_published_cards_commands_work_as_printed(installed, hub, tmp_path) -> N
     registry.write_text((installed / "fixnorm_zoo" / "zoo.json").read_text())
     env = _env(installed, hub, tmp_path / "home", registry)
     names = ["resnet9s.wd_fmnist", "tinynet_e.fixnorm_fmnist"]  # a fixnorm_zoo architecture, a stock timm one
-    r = _cli(
-        installed,
-        env,
-        work,
-        "push",
-        str(ROOT / "zoo_mirror"),
-        "--registry",
-        str(registry),
-        "--name",
-        names[0],
-    )
-    assert r.returncode == 0, r.stderr
-    r = _cli(
-        installed,
-        env,
-        work,
-        "push",
-        str(ROOT / "zoo_mirror"),
-        "--registry",
-        str(registry),
-        "--name",
-        names[1],
-    )
-    assert r.returncode == 0, r.stderr
+    _push_release(installed, env, work, registry, *names)
     data_dir = tmp_path / "fmnist"  # torchvision's layout, as the card's comment says: DIR/FashionMNIST/raw/
     (data_dir / "FashionMNIST" / "raw").mkdir(parents=True)
     for gz in Path("/usr/share/datasets/fashion-mnist").glob("*-ubyte.gz"):
@@ -275,18 +259,7 @@ def test_readme_load_block_and_evaluate_lines_work_as_printed(installed, hub, tm
     env = _env(installed, hub, tmp_path / "home", registry)
     readme = (ROOT / "README.md").read_text()
     (load_block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "fixnorm_zoo.load(" in b]
-    r = _cli(
-        installed,
-        env,
-        work,
-        "push",
-        str(ROOT / "zoo_mirror"),
-        "--registry",
-        str(registry),
-        "--name",
-        "resnet9s.fixnorm_fmnist",
-    )
-    assert r.returncode == 0, r.stderr
+    _push_release(installed, env, work, registry, "resnet9s.fixnorm_fmnist")
     check = "\nprint(type(model).__name__, model.pretrained_cfg['tag'])"
     r = subprocess.run(
         [sys.executable, "-c", load_block + check], env=env, cwd=work, capture_output=True, text=True
