@@ -13,8 +13,12 @@ class RecipeError(FixNormZooError, ValueError):
     allowed."""
 
 
-class DataError(FixNormZooError, FileNotFoundError):
-    """Training or evaluation data is missing or does not fit the model."""
+class DataError(FixNormZooError, ValueError):
+    """Training or evaluation data does not fit the model or the recipe, or cannot be read."""
+
+
+class DataNotFound(DataError, FileNotFoundError):
+    """Training or evaluation data is not where the recipe or ``--data-dir`` says (a file, folder or split missing)."""
 
 
 class TrainingDiverged(FixNormZooError, FloatingPointError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from fixnorm_zoo.errors import DataError
+from fixnorm_zoo.errors import DataError, DataNotFound
 
 FASHION_MNIST_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 FASHION_MNIST_CLASSES = (
@@ -66,7 +66,7 @@ def _find(data_dir: Path, stem: str) -> Path:
     for name in (stem + ".gz", stem):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise DataError(
+    raise DataNotFound(
         f"Fashion-MNIST file {stem}(.gz) not found in {data_dir}. Install Debian's package "
         "(sudo apt-get install dataset-fashion-mnist) or pass --data-dir / data_dir= pointing at the IDX files."
     )
@@ -80,7 +80,7 @@ def load_fashion_mnist(
         raise DataError(f"split={split!r}: Fashion-MNIST has splits {sorted(_FILES)}")
     root = Path(data_dir) if data_dir is not None else FASHION_MNIST_DIR
     if not root.is_dir():
-        raise DataError(
+        raise DataNotFound(
             f"Fashion-MNIST directory {root} does not exist. Install it with 'sudo apt-get install "
             "dataset-fashion-mnist', or pass --data-dir pointing at the four IDX files."
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fixnorm_zoo.errors import DataError
+from fixnorm_zoo.errors import DataError, DataNotFound
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
@@ -88,7 +88,7 @@ def _folder_datasets(root: Path, train_tf: Any, eval_tf: Any, channels: int):
 
     for split in ("train", "val"):
         if not (root / split).is_dir():
-            raise DataError(
+            raise DataNotFound(
                 f"ImageNet folder {root} has no {split}/ directory; expected {root}/train/<class>/*.JPEG "
                 f"and {root}/val/<class>/*.JPEG"
             )
@@ -120,7 +120,7 @@ def _shard_files(folder: Path, builder: str) -> dict[str, list[str]]:
     for split, names in (("train", ("train",)), ("validation", ("validation", "val"))):
         found = sorted({str(p) for n in names for p in folder.rglob(f"*{n}*.{ext}")})
         if not found:
-            raise DataError(
+            raise DataNotFound(
                 f"--data-dir hf:{builder}:{folder}: no {split} shards (*{names[0]}*.{ext}) there: lay them out as "
                 f"{'timm/imagenet-1k-wds' if builder == 'webdataset' else 'the Hub imagenet-1k data/ folder'}"
             )
@@ -303,7 +303,7 @@ def build_image_loaders(
     else:
         root = Path(recipe.data_dir)
         if not root.is_dir():
-            raise DataError(f"ImageNet data_dir {root} does not exist")
+            raise DataNotFound(f"ImageNet data_dir {root} does not exist")
         train, val, n = _folder_datasets(root, train_tf, eval_tf, recipe.in_chans)
     _check_classes(recipe, n)
     common = dict(

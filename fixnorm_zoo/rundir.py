@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.atomic import atomic_write_text, writer_errors_as_os_errors
+from fixnorm_zoo.atomic import atomic_write_bytes, atomic_write_text, writer_errors_as_os_errors
 from fixnorm_zoo.errors import DataError
 
 _CHECKPOINT_NAME = re.compile(r"epoch_\d{4}(_step_\d{9})?")
@@ -182,18 +182,16 @@ class RunDir:
         atomic_write_text(self.summary_file, json.dumps(summary, indent=2))
 
     def save_weights(self, state_dict: dict[str, Any], *, ema: bool = False) -> Path:
-        """Final weights as safetensors (written to a temporary name, then renamed)."""
-        from safetensors.torch import save_file
+        """Final weights as safetensors, through the package's one atomic writer (a unique temporary file, then
+        renamed: a reader never sees half a file, a kill leaves the old one)."""
+        from safetensors.torch import save
 
         path = self.weights_file(ema=ema)
-        tmp = path.with_name(path.name + ".tmp")
-        with writer_errors_as_os_errors(path, partial=tmp):
-            save_file(
-                {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
-                str(tmp),
-                metadata={"format": "pt"},
+        with writer_errors_as_os_errors(path):
+            data = save(
+                {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}, metadata={"format": "pt"}
             )
-        os.replace(tmp, path)
+            atomic_write_bytes(path, data)
         return path
 
     # -- checkpoints --------------------------------------------------------------------------------------------
@@ -250,12 +248,10 @@ class RunDir:
         ):  # a full disk, said as such (torch: "unexpected pos")
             accelerator.save_state(str(tmp))
             if accelerator.is_main_process and ema_state is not None:
-                from safetensors.torch import save_file
+                from safetensors.torch import save
 
-                save_file(
-                    {k: v.detach().contiguous().cpu() for k, v in ema_state.items()},
-                    str(tmp / self.EMA_WEIGHTS),
-                )
+                ema = save({k: v.detach().contiguous().cpu() for k, v in ema_state.items()})
+                atomic_write_bytes(tmp / self.EMA_WEIGHTS, ema)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             atomic_write_text(

@@ -1,0 +1,79 @@
+"""Issue 21, defects 9 and 10: what a library user relies on. Errors subclass the builtin that fits; the library logs
+(routable, silenceable) instead of printing and leaves matplotlib's backend alone; `evaluate` takes an accelerator
+as `train` does; weights go through the one atomic writer (the demo's last hint: tests/test_demo.py)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tiny_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_errors_subclass_the_builtin_that_fits(tmp_path) -> None:
+    from fixnorm_zoo import errors
+    from fixnorm_zoo.fashion_mnist import load_fashion_mnist
+    from fixnorm_zoo.recipe import load_recipe
+
+    with pytest.raises(FileNotFoundError) as missing:  # a missing folder: FileNotFoundError, and a data error
+        load_fashion_mnist(split="test", data_dir=tmp_path / "nowhere")
+    assert isinstance(missing.value, errors.DataError) and isinstance(missing.value, ValueError)
+    with pytest.raises(ValueError):
+        load_recipe("fashion_mnist/resnet9s_fixnorm", overrides={"lr": -1.0})
+    assert issubclass(errors.DataError, ValueError) and not issubclass(errors.DataError, FileNotFoundError)
+    assert issubclass(errors.WeightsUnavailable, LookupError) and issubclass(
+        errors.UnknownModelError, LookupError
+    )
+    assert issubclass(errors.IntegrityError, ValueError) and issubclass(errors.ResultsNotSaved, OSError)
+
+
+def test_evaluate_takes_an_accelerator_as_train_does() -> None:
+    from fixnorm_zoo.evaluate import evaluate
+    from fixnorm_zoo.train import train
+
+    for fn in (evaluate, train):
+        param = inspect.signature(fn).parameters["accelerator"]
+        assert param.default is None and param.kind is inspect.Parameter.KEYWORD_ONLY, fn.__name__
+
+
+def test_weights_are_written_by_the_one_atomic_writer(tmp_path, monkeypatch) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from fixnorm_zoo import rundir
+
+    written = []
+    real = rundir.atomic_write_bytes
+    monkeypatch.setattr(
+        rundir, "atomic_write_bytes", lambda path, data, **kw: (written.append(path), real(path, data, **kw))
+    )
+    path = rundir.RunDir(tmp_path).save_weights({"w": torch.arange(3.0)})
+    assert written == [path] and [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+    assert load_file(path)["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_the_library_logs_instead_of_printing(tmp_path, capsys, caplog) -> None:
+    """Training's epoch lines reach the `fixnorm_zoo` logger (a user routes or silences them) and never stdout."""
+    from fixnorm_zoo.train import train
+
+    with caplog.at_level(logging.INFO, logger="fixnorm_zoo"):
+        train(tiny_recipe(), output_dir=tmp_path / "run", progress=False)
+    assert any(r.name.startswith("fixnorm_zoo") and "epoch 1/" in r.getMessage() for r in caplog.records)
+    assert "epoch 1/" not in capsys.readouterr().out
+
+
+def test_plots_leave_matplotlibs_backend_and_pyplot_alone(tmp_path) -> None:
+    code = (
+        "import sys, matplotlib\nmatplotlib.use('svg')\nfrom fixnorm_zoo.plots import plot_curves\n"
+        f"plot_curves([{{'epoch': 1, 'train_loss': 1.0, 'top1': 50.0}}], {str(tmp_path / 'c.png')!r}, title='t')\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["svg", "False"] and (tmp_path / "c.png").stat().st_size > 0
