@@ -11,6 +11,12 @@ METHOD_LABELS = {"fixnorm": "FixNorm", "wd": "weight decay"}
 """How a figure's legend names each training method."""
 
 
+def method_pair(runs: dict[str, Path]) -> dict[str, Path]:
+    """``{method: run}`` as :func:`plot_comparison`'s ``{legend label: run}``, FixNorm first, so that every card of
+    a pair draws each method in the same colour."""
+    return {METHOD_LABELS.get(m, m): runs[m] for m in sorted(runs, key=lambda m: m != "fixnorm")}
+
+
 class _Figures:
     """The three pyplot calls the figures use (``subplots``, ``close``, ``rcParams``), on figures that own their
     canvas: nothing here imports pyplot or calls ``matplotlib.use``, so a notebook's backend stays as it was."""

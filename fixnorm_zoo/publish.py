@@ -124,7 +124,10 @@ def publish(
             raise PublishRefused(
                 f"--twin {twin}: its method is also {recipe.method!r}; a twin differs in the method"
             )
-        twin_name = _twin_name(reg, zoo_name=zoo_name, existing=existing, twin_summary=twin_summary)
+        paired = reg.twin_of(zoo_name)  # a card names its twin as users look it up: by its zoo name
+        twin_name = (
+            paired.name if paired and paired.method == twin_summary.get("method") else twin_summary["name"]
+        )
     eval_data = _eval_data(recipe, data)
     measured = _reverify(run_dir, summary, data=eval_data, tolerance=tolerance)
 
@@ -184,18 +187,6 @@ def publish(
     fault_point("publish:before_registry")
     reg.upsert(ModelInfo.from_dict(entry))
     return result
-
-
-def _twin_name(reg, *, zoo_name: str, existing, twin_summary: dict[str, Any]) -> str:
-    """The twin's zoo name when the registry pairs one with this entry (its ``baseline_of``, either way) in the
-    twin's method; else its run's recipe name. Why: a card names the model it compares against as users look it up."""
-    for other in reg.models():
-        paired = other.baseline_of == zoo_name or (
-            existing is not None and existing.baseline_of == other.name
-        )
-        if paired and other.method == twin_summary.get("method") and other.status != "retired":
-            return other.name
-    return twin_summary["name"]
 
 
 def _existing_entry(reg, name: str, *, may_replace: bool):
@@ -448,17 +439,11 @@ def _write_repo_folder(
             "top5": f"{twin_summary['top5']:.2f}",
             "note": "the twin's recorded result, same recipe and budget",
         }
-        from fixnorm_zoo.plots import METHOD_LABELS, plot_comparison
+        from fixnorm_zoo.plots import method_pair, plot_comparison
 
         comparison = "fixnorm_vs_wd.png"
         plot_comparison(
-            {
-                METHOD_LABELS.get(m, m): d
-                for m, d in sorted(
-                    {recipe.method: run_dir, twin_summary["method"]: twin}.items(),
-                    key=lambda x: x[0] != "fixnorm",
-                )
-            },
+            method_pair({recipe.method: run_dir, twin_summary["method"]: twin}),
             folder / comparison,
             title=f"{zoo_name}: FixNorm vs weight decay",
         )

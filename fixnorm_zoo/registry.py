@@ -298,6 +298,17 @@ class Registry:
         hint = f"close matches: {close}" if close else f"known: {sorted(m.name for m in models)}"
         raise UnknownModelError(f"no zoo model named {name!r}; {hint} (fixnorm-zoo list shows all)")
 
+    def twin_of(self, name: str) -> ModelInfo | None:
+        """The other method's entry paired with ``name`` (``baseline_of`` either way), or None; a retired entry is
+        no one's twin. Why here: ``publish`` and the release refresh both name a card's twin by its zoo name."""
+        models = self.models()
+        own = next((m for m in models if name == m.name or name in m.aliases), None)
+        for other in models:
+            paired = other.baseline_of == name or (own is not None and own.baseline_of == other.name)
+            if paired and other.status != "retired":
+                return other
+        return None
+
     def by_repo_id(self, repo_id: str) -> ModelInfo:
         """The published entry whose weights live in Hub repo ``repo_id``.
 

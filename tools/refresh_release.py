@@ -62,16 +62,6 @@ def _results_row(info, seed: int) -> dict[str, str]:
     return rows[0]
 
 
-def _twin(info, registry):
-    """The other method's published entry of the same pair (``baseline_of`` either way), or None."""
-    pair = [
-        o
-        for o in registry.models()
-        if o.status == "published" and (o.baseline_of == info.name or info.baseline_of == o.name)
-    ]
-    return pair[0] if pair else None
-
-
 def _twin_row(twin) -> dict[str, str] | None:
     """The card's row of the twin, under its zoo name, with its published numbers."""
     if twin is None:
@@ -91,7 +81,7 @@ def _redraw(info, folder: Path, twin, release: Path) -> list[str]:
 
     from fixnorm_zoo.atomic import atomic_write_bytes
     from fixnorm_zoo.hub import mirror_repo_dir
-    from fixnorm_zoo.plots import METHOD_LABELS, plot_comparison, plot_curves
+    from fixnorm_zoo.plots import method_pair, plot_comparison, plot_curves
     from fixnorm_zoo.rundir import RunDir
 
     changed = []
@@ -101,7 +91,7 @@ def _redraw(info, folder: Path, twin, release: Path) -> list[str]:
         if twin is not None:
             pair = {info.method: folder, twin.method: mirror_repo_dir(release, twin.hub.repo_id)}
             plot_comparison(
-                {METHOD_LABELS.get(m, m): pair[m] for m in sorted(pair, key=lambda m: m != "fixnorm")},
+                method_pair(pair),
                 drawn / "fixnorm_vs_wd.png",
                 title=f"{info.name}: FixNorm vs weight decay",
             )
@@ -186,7 +176,10 @@ def refresh(info, *, release: Path, registry, check: bool) -> list[str]:
         if "results.csv" in missing or "provenance.json" in missing:
             measured, record = _measure(info, release, row)
             write_measurement_files(folder, measured=measured, record=record)
-    twin = _twin(info, registry)
+    twin = registry.twin_of(info.name)
+    twin = (
+        twin if twin is not None and twin.status == "published" else None
+    )  # a twin with numbers and a folder
     figures = (
         [] if check else _redraw(info, folder, twin, release)
     )  # figures: only when writing (see the doc)
