@@ -20,7 +20,7 @@ import timm.optim
 import torch
 from torch import nn
 
-from fixnorm_zoo.fixnorm import FixNorm
+from fixnorm_zoo.optim.fixnorm import FixNorm
 
 MODELS = {
     "efficientnet_b0": dict(name="efficientnet_b0", kwargs={}, input=(3, 224, 224), batch=32),

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fixnorm_zoo.models import create_model
+from fixnorm_zoo.models.build import model_from_recipe
 from fixnorm_zoo.recipe import load_recipe
 
 FAMILIES = {
@@ -108,9 +108,9 @@ def compile_speed(recipe_ref: str, *, batch: int, steps: int) -> tuple[float, fl
     """(eager img/s, compiled img/s, seconds the first compiled steps took) for one recipe's model, channels_last.
     The compile seconds matter as much as the ratio: a 10-minute run only gains if the step saves more than that."""
     recipe = load_recipe(recipe_ref)
-    eager = train_step_speed(create_model(recipe), batch=batch, steps=steps, channels_last=True)
+    eager = train_step_speed(model_from_recipe(recipe), batch=batch, steps=steps, channels_last=True)
     t0 = time.perf_counter()
-    compiled_model = torch.compile(create_model(recipe).to(memory_format=torch.channels_last))
+    compiled_model = torch.compile(model_from_recipe(recipe).to(memory_format=torch.channels_last))
     x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
     compiled_model.train()(x).sum().backward()  # the first call compiles forward and backward
     compile_s = time.perf_counter() - t0
@@ -140,13 +140,17 @@ def main() -> None:
     )
     for label, (ref, overrides) in FAMILIES.items():
         recipe = load_recipe(ref, overrides=overrides)
-        model = create_model(recipe)
+        model = model_from_recipe(recipe)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model.eval()(torch.randn(1, 1, 28, 28))
         macs = counter.get_total_flops() / 2
         params = sum(p.numel() for p in model.parameters())
-        nchw = train_step_speed(create_model(recipe), batch=args.batch, steps=args.steps, channels_last=False)
-        cl = train_step_speed(create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True)
+        nchw = train_step_speed(
+            model_from_recipe(recipe), batch=args.batch, steps=args.steps, channels_last=False
+        )
+        cl = train_step_speed(
+            model_from_recipe(recipe), batch=args.batch, steps=args.steps, channels_last=True
+        )
         gflops = 6 * macs * max(nchw, cl) / 1e9  # training = 3x the forward's 2*MACs
         lines.append(
             f"{label:42s} {params / 1e6:6.2f}M {macs / 1e6:7.1f} {nchw:10.0f} {cl:9.0f} {cl / nchw:7.2f} "
@@ -157,10 +161,10 @@ def main() -> None:
         for label, (ref, overrides) in FAMILIES.items():
             recipe = load_recipe(ref, overrides=overrides)
             fp32 = train_step_speed(
-                create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True
+                model_from_recipe(recipe), batch=args.batch, steps=args.steps, channels_last=True
             )
             bf16 = train_step_speed(
-                create_model(recipe), batch=args.batch, steps=args.steps, channels_last=True, bf16=True
+                model_from_recipe(recipe), batch=args.batch, steps=args.steps, channels_last=True, bf16=True
             )
             lines.append(
                 f"  {label:42s} fp32 {fp32:7.0f} img/s, bf16 {bf16:7.0f} img/s, bf16/fp32 {bf16 / fp32:5.2f}"

@@ -44,7 +44,7 @@ def make_files(root: Path, n: int) -> dict[str, Path]:
             path = folder / f"{i:05d}.JPEG"
             Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path, quality=90)
             samples[split].append((path, c))
-    from fixnorm_zoo.image_folder import write_shards
+    from fixnorm_zoo.data.imagenet import write_shards
 
     for split, name in (("train", "train"), ("val", "validation")):
         write_shards(samples[split], root, split=name, class_names=list(CLASSES))
@@ -52,7 +52,7 @@ def make_files(root: Path, n: int) -> dict[str, Path]:
 
 
 def ours(data_dir: str, workers: int):
-    from fixnorm_zoo.image_folder import build_image_loaders
+    from fixnorm_zoo.data.imagenet import build_image_loaders
     from fixnorm_zoo.recipe import load_recipe
 
     recipe = load_recipe(

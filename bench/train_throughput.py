@@ -1,4 +1,4 @@
-"""Images/s of the training engine (``fixnorm_zoo.train``) against a bare PyTorch loop doing the same forward,
+"""Images/s of the training engine (``fixnorm_zoo.engine.train``) against a bare PyTorch loop doing the same forward,
 backward and FixNorm step on the same model, batch and data, measured in one run; likewise eval.
 
     .venv/bin/python bench/train_throughput.py [--cases resnet9s_fixnorm resnet9s_wd effnet]
@@ -24,18 +24,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fixnorm_zoo.loaders import build_loaders
-from fixnorm_zoo.metrics import accuracy_counts
-from fixnorm_zoo.models import create_model
-from fixnorm_zoo.optim import build_optimizer
+from fixnorm_zoo.data.loaders import build_loaders
+from fixnorm_zoo.engine.metrics import accuracy_counts
+from fixnorm_zoo.engine.train import train
+from fixnorm_zoo.models.build import model_from_recipe
+from fixnorm_zoo.optim.factory import build_optimizer
 from fixnorm_zoo.recipe import load_recipe
-from fixnorm_zoo.train import train
 
 
 def _bare_loop(recipe, loader, steps: int) -> float:
     """The same work as the engine, nothing else: forward, loss, backward, FixNorm step, zero_grad."""
     torch.manual_seed(recipe.seed)
-    model = create_model(recipe).train()
+    model = model_from_recipe(recipe).train()
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     opt = build_optimizer(recipe, model)
@@ -115,7 +115,7 @@ def bench_case(case: str, workdir: Path, repeats: int) -> dict[str, float]:
 
     acc = Accelerator(cpu=True)
     _, test_loader, disjoint = build_loaders(recipe, acc, recipe.batch_size)
-    model = create_model(recipe).eval()
+    model = model_from_recipe(recipe).eval()
     batches = list(test_loader)
     n = sum(len(y) for _, y in batches)
     pkg_runs, bare_eval_runs = [], []

@@ -2,7 +2,7 @@
 
 The grid (eval/manifest.yaml's `grid_*` tuner searches, run by eval/record.py: every (fc_norm, lr) point of a 6x6
 log lattice, one proxy run each, deterministic) is used as a table: each strategy runs its real code
-(fixnorm_zoo.search.run_search) with ``score = table[point]``, so a trial here is exactly the proxy run the
+(fixnorm_zoo.tune.strategies.run_search) with ``score = table[point]``, so a trial here is exactly the proxy run the
 strategy would have paid for. Strategies: ours (fixnorm: coordinate line search, fc_norm then LR; once from the
 recipe's values, and from every lattice point as its "seeds"), Optuna TPE with its defaults (10 random start-up
 trials) and with 3 start-up trials, and random search; each over 20 search seeds. A strategy that never reaches the
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixnorm_zoo.search import param_key, run_search  # noqa: E402
+from fixnorm_zoo.tune.strategies import param_key, run_search  # noqa: E402
 
 
 def load_grid(path: Path) -> tuple[dict[str, float], dict[str, list[float]]]:

@@ -6,7 +6,7 @@ over the seeds recorded at the full schedule; a run at half the schedule (one se
 successive halving and Hyperband may spend first. Each tuner runs its real code against the table, so a trial here
 costs exactly the epochs it would have cost:
 
-- ours (fixnorm_zoo.search "fixnorm": coordinate line search, regularizer then lr), from every lattice point; and
+- ours (fixnorm_zoo.tune.strategies "fixnorm": coordinate line search, regularizer then lr), from every lattice point; and
   the same search walking the LR first; and (replay only, not in the tuner) ours with every candidate screened by its
   half-schedule run first, only the promising ones run in full (the issue's "run it multi-fidelity");
 - Optuna TPE with its defaults (10 random start-up trials) and with 3; random search; 200 search seeds each (at 20,
@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixnorm_zoo.search import param_key, run_search  # noqa: E402
-from fixnorm_zoo.tuning import KNOBS  # noqa: E402
+from fixnorm_zoo.tune.runner import KNOBS  # noqa: E402
+from fixnorm_zoo.tune.strategies import param_key, run_search  # noqa: E402
 
 SURFACES = {
     "fixnorm": {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import re
@@ -35,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fixnorm_zoo.atomic import atomic_write_text, file_lock  # noqa: E402
-from fixnorm_zoo.rundir import RunDir  # noqa: E402
-from fixnorm_zoo.search import param_key  # noqa: E402
+from fixnorm_zoo.engine.rundir import RunDir  # noqa: E402
+from fixnorm_zoo.tune.strategies import param_key  # noqa: E402
+from fixnorm_zoo.utils.atomic import append_csv_rows, atomic_write_text  # noqa: E402
 
 MANIFEST = ROOT / "eval" / "manifest.yaml"
 RESULTS = ROOT / "eval" / "results.csv"
@@ -99,13 +98,7 @@ def read_rows(path: Path = RESULTS) -> list[dict[str, str]]:
 
 def append_rows(new: list[dict[str, Any]], path: Path = RESULTS) -> None:
     """Append rows under a lock, rewriting the file atomically (a kill never leaves half a row)."""
-    with file_lock(path):
-        rows = read_rows(path) + [{k: r.get(k, "") for k in COLUMNS} for r in new]
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, out.getvalue())
+    append_csv_rows(path, new, columns=COLUMNS)
 
 
 def minutes_to(history: list[dict[str, Any]], target: float) -> float | None:
@@ -138,7 +131,7 @@ def measure_yardstick(*, threads: int) -> dict[str, Any]:
     eval/yardstick.csv; returns ``{"ref_epoch_s", "cpu", ...}`` for the rows timed in this invocation."""
     import datetime
 
-    from fixnorm_zoo.provenance import cpu_model
+    from fixnorm_zoo.utils.provenance import cpu_model
 
     if not YARDSTICK.is_file():
         raise SystemExit(
@@ -163,14 +156,7 @@ def measure_yardstick(*, threads: int) -> dict[str, Any]:
         "output": out,
     }
     print(f"yardstick: {out}", flush=True)
-    with file_lock(YARDSTICK_LOG):
-        old = YARDSTICK_LOG.read_text() if YARDSTICK_LOG.is_file() else ""
-        line = io.StringIO()
-        writer = csv.DictWriter(line, fieldnames=YARDSTICK_COLUMNS, lineterminator="\n")
-        if not old:
-            writer.writeheader()
-        writer.writerow(measured)
-        atomic_write_text(YARDSTICK_LOG, old + line.getvalue())
+    append_csv_rows(YARDSTICK_LOG, [measured], columns=YARDSTICK_COLUMNS)
     return measured
 
 
@@ -664,7 +650,7 @@ def tuning_table(rows: list[dict[str, str]]) -> str:
 
 def zoo_table() -> str:
     """Every registry entry: architecture, data, method, size, and the measured top-1 of published weights."""
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.registry import Registry
 
     lines = [
         "| name | timm architecture | data | method | params | GMACs | paper top-1 | measured top-1 / top-5 | status |",
@@ -738,7 +724,7 @@ def draw_figures(rows: list[dict[str, str]]) -> list[Path]:
             labels[label] = folder
         path = ROOT / "docs" / "fixnorm_vs_wd.png"
         plot_comparison(
-            labels,
+            {label: RunDir(folder).read_history() for label, folder in labels.items()},
             path,
             title="Fashion-MNIST ResNet-18 (half width, output_stride 8), 10 epochs, seed 0: FixNorm vs weight decay",
         )

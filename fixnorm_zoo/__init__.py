@@ -5,7 +5,6 @@ The top-level import stays light (no torch, timm or huggingface_hub until a name
 
 from __future__ import annotations
 
-import importlib
 import importlib.abc
 import importlib.util
 import os
@@ -15,39 +14,30 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_LAZY = {
-    "FixNorm": "fixnorm_zoo.fixnorm",
-    "param_roles": "fixnorm_zoo.fixnorm",
-    "load": "fixnorm_zoo.loading",
-    "get_transforms": "fixnorm_zoo.loading",
-    "list_models": "fixnorm_zoo.registry",
-    "model_info": "fixnorm_zoo.registry",
-}
+from fixnorm_zoo._lazy import attach
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# public name -> the module that defines it (imported on first use)
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "FixNorm": "optim.fixnorm",
+        "param_roles": "optim.fixnorm",
+        "load": "zoo.pretrained",
+        "get_transforms": "zoo.pretrained",
+        "list_models": "zoo.registry",
+        "model_info": "zoo.registry",
+    },
+)
+__all__ = [*__all__, "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fixnorm_zoo.fixnorm import FixNorm, param_roles  # noqa: F401
-    from fixnorm_zoo.loading import get_transforms, load  # noqa: F401
-    from fixnorm_zoo.registry import list_models, model_info  # noqa: F401
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fixnorm_zoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+    from fixnorm_zoo.optim.fixnorm import FixNorm, param_roles  # noqa: F401
+    from fixnorm_zoo.zoo.pretrained import get_transforms, load  # noqa: F401
+    from fixnorm_zoo.zoo.registry import list_models, model_info  # noqa: F401
 
 
 class _RegisterTagsWhenTimmLoads(importlib.abc.MetaPathFinder):
-    """Runs :func:`fixnorm_zoo.timm_tags.register_timm_tags` once, right after ``import timm`` finishes, so that
+    """Runs :func:`fixnorm_zoo.zoo.timm_tags.register_timm_tags` once, right after ``import timm`` finishes, so that
     ``timm.create_model("resnet9s.fixnorm_fmnist", pretrained=True)`` works after ``import fixnorm_zoo`` without
     this import loading timm itself. A registry that cannot be read costs a warning, never the user's import."""
 
@@ -71,7 +61,7 @@ class _RegisterTagsWhenTimmLoads(importlib.abc.MetaPathFinder):
 
 def _register_tags() -> None:
     try:
-        from fixnorm_zoo.timm_tags import register_timm_tags
+        from fixnorm_zoo.zoo.timm_tags import register_timm_tags
 
         register_timm_tags()
     except Exception as e:  # noqa: BLE001 - a user's `import timm` must not fail over the zoo's tags

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 from fixnorm_zoo.errors import FixNormZooError, Preempted
-from fixnorm_zoo.preemption import EXIT_INTERRUPTED
-from fixnorm_zoo.search import SEARCHES
+from fixnorm_zoo.tune.strategies import SEARCHES
+from fixnorm_zoo.utils.preemption import EXIT_INTERRUPTED
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from fixnorm_zoo.engine.train import train
     from fixnorm_zoo.recipe import load_recipe, parse_overrides
-    from fixnorm_zoo.train import train
 
     overrides = parse_overrides(args.set)
     if args.data_dir:
@@ -40,8 +40,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.metrics import RESULTS_COLUMNS
+    from fixnorm_zoo.engine.metrics import RESULTS_COLUMNS
+    from fixnorm_zoo.zoo.evaluate import evaluate
 
     row = evaluate(
         args.source,
@@ -86,7 +86,7 @@ def _parse_space(items: list[str]) -> dict[str, list[float]] | None:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from fixnorm_zoo.errors import RecipeError
     from fixnorm_zoo.recipe import load_recipe, parse_overrides
-    from fixnorm_zoo.tuning import tune
+    from fixnorm_zoo.tune.runner import tune
 
     overrides = parse_overrides(args.set)
     if args.data_dir:
@@ -149,7 +149,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             ):
                 print(ref)
         return 0
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.registry import Registry
 
     reg = Registry(args.registry)
     rows = reg.select(args.pattern, pretrained=args.pretrained)  # one read of the registry, not one per entry
@@ -186,7 +186,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
 
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.registry import Registry
 
     info = Registry(args.registry).get(args.name)
     print(json.dumps(info.to_dict(), indent=2))
@@ -196,7 +196,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     result = publish(
         args.run_dir,
@@ -222,8 +222,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from fixnorm_zoo.hub import push_release
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.hub import push_release
+    from fixnorm_zoo.zoo.registry import Registry
 
     pushed = push_release(
         args.release, registry=Registry(args.registry), names=args.name or None, force=args.force

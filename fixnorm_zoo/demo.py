@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from fixnorm_zoo.rundir import RunDir
+from fixnorm_zoo.engine.rundir import RunDir
 
 DEMO_RECIPE = "fashion_mnist/demo_fixnorm"
 TWIN_RECIPE = "fashion_mnist/demo_wd"
@@ -38,7 +38,7 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
     import torch
     from PIL import Image
 
-    from fixnorm_zoo.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from fixnorm_zoo.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
     from fixnorm_zoo.plots import figures
 
     images, labels = load_fashion_mnist(split="test", data_dir=data_dir)
@@ -72,12 +72,12 @@ def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: i
 def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict | None = None) -> dict:
     """Train, evaluate, publish to ``output_dir/hub``, load back, draw predictions; print what was written.
     ``overrides`` change the demo recipe (the tests shrink it)."""
+    from fixnorm_zoo.engine.train import train
     from fixnorm_zoo.errors import FixNormZooError
-    from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.publish import publish
     from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.registry import REGISTRY_FILE
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.zoo.evaluate import evaluate
+    from fixnorm_zoo.zoo.publish import publish
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE
 
     start = time.perf_counter()
     output_dir = Path(output_dir)
@@ -116,7 +116,7 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     )
 
     print("[4/5] load it back: fixnorm_zoo.load('fmnist_demo') (registry + mirror, sha256 checked)")
-    from fixnorm_zoo.loading import get_transforms, load
+    from fixnorm_zoo.zoo.pretrained import get_transforms, load
 
     model = load(DEMO_NAME, registry=registry, mirror=mirror)
     transform = get_transforms(DEMO_NAME, registry=registry)

@@ -52,7 +52,7 @@ class Preempted(FixNormZooError):
     Attributes:
         checkpoint: the checkpoint folder written at the stop.
         signal_name: e.g. ``"SIGTERM"``.
-        exit_code: what the command exits with (``fixnorm_zoo.preemption.EXIT_PREEMPTED`` or ``EXIT_INTERRUPTED``).
+        exit_code: what the command exits with (``fixnorm_zoo.utils.preemption.EXIT_PREEMPTED`` or ``EXIT_INTERRUPTED``).
     """
 
     def __init__(self, message: str, *, checkpoint: str, signal_name: str, exit_code: int) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.rundir import RunDir
-
 METHOD_LABELS = {"fixnorm": "FixNorm", "wd": "weight decay"}
 """How a figure's legend names each training method."""
 
 
-def method_pair(runs: dict[str, Path]) -> dict[str, Path]:
-    """``{method: run}`` as :func:`plot_comparison`'s ``{legend label: run}``, FixNorm first, so that every card of
+def method_pair(runs: dict[str, Any]) -> dict[str, Any]:
+    """``{method: history}`` as :func:`plot_comparison`'s ``{legend label: history}``, FixNorm first, so that every card of
     a pair draws each method in the same colour."""
     return {METHOD_LABELS.get(m, m): runs[m] for m in sorted(runs, key=lambda m: m != "fixnorm")}
 
@@ -76,17 +74,17 @@ def _legend_below(fig: Any, ax: Any) -> None:
     fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
 
 
-def plot_comparison(run_dirs: dict[str, Path], path: Path, *, title: str) -> Any:
+def plot_comparison(histories: dict[str, list[dict[str, Any]]], path: Path, *, title: str) -> Any:
     """Effective LR of the scale-invariant weights, classifier norm and test top-1 per epoch, one line per run.
 
     Args:
-        run_dirs: ``{label: run directory}`` (each with its ``log.jsonl``).
+        histories: ``{label: a run's per-epoch rows}`` (``RunDir(run).read_history()``: the figures read no run
+            directory themselves, so that the engine can draw its own curves).
         path: the PNG to write.
         title: the figure title.
     """
     plt = figures()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
-    histories = {label: RunDir(run).read_history() for label, run in run_dirs.items()}
     # a cosine schedule ends at LR 0, which a log axis cannot show: such points are left out and the axis says so
     positive = [r.get("eff_lr_invariant") for rows in histories.values() for r in rows]
     log_lr = any(v is not None and v > 0 for v in positive)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,11 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fixnorm_zoo.errors import RecipeError
-from fixnorm_zoo.preemption import signal_numbers
-from fixnorm_zoo.resources import package_data_dir
-
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
+from fixnorm_zoo.utils.names import NAME, NAME_RULE
+from fixnorm_zoo.utils.preemption import signal_numbers
+from fixnorm_zoo.utils.resources import package_data_dir
 
 RECIPES_DIR = package_data_dir("recipes")
 """The shipped recipes: the repository's ``recipes/`` folder, installed as the ``fixnorm_zoo.recipes`` package
@@ -158,10 +155,10 @@ class Recipe:
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
-        if not RUN_NAME.fullmatch(self.name):
+        if not NAME.fullmatch(self.name):
             raise RecipeError(
-                f"recipe field name={self.name!r}: a name is letters, digits, '_', '.', '-' (no '/', no leading dot): "
-                "it names the default run folder runs/NAME and the zoo entry"
+                f"recipe field name={self.name!r}: a name is {NAME_RULE}: it names the default run folder runs/NAME "
+                "and the zoo entry"
             )
         try:
             signal_numbers(self.preempt_signals)

@@ -6,7 +6,7 @@ resolves::
         --in-chans 1 --dataset torch/fashion_mnist --split test --data-dir DIR
 
 Why: timm's scripts build models by name from timm's registry; ``resnet9s`` is added to it by importing
-``fixnorm_zoo.architectures``, which the script itself never does. The script runs as ``__main__`` with the rest of
+``fixnorm_zoo.models.resnet9s``, which the script itself never does. The script runs as ``__main__`` with the rest of
 the command line as its arguments, unchanged.
 """
 
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    import fixnorm_zoo.architectures  # noqa: F401  (registers resnet9s with timm)
-    from fixnorm_zoo.timm_tags import register_timm_tags
+    import fixnorm_zoo.models.resnet9s  # noqa: F401  (registers resnet9s with timm)
+    from fixnorm_zoo.zoo.timm_tags import register_timm_tags
 
     register_timm_tags()
     sys.argv = [str(script), *argv[1:]]

@@ -118,8 +118,8 @@ TINY_RESNET9S = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """One finished tiny resnet9s run (:data:`TINY_RESNET9S`), shared by a test module."""
+    from fixnorm_zoo.engine.train import train
     from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.train import train
 
     out = tmp_path_factory.mktemp("run") / "run"
     train(

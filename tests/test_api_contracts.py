@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_errors_subclass_the_builtin_that_fits(tmp_path) -> None:
     from fixnorm_zoo import errors
-    from fixnorm_zoo.fashion_mnist import load_fashion_mnist
+    from fixnorm_zoo.data.fashion_mnist import load_fashion_mnist
     from fixnorm_zoo.recipe import load_recipe
 
     with pytest.raises(FileNotFoundError) as missing:  # a missing folder: FileNotFoundError, and a data error
@@ -34,8 +34,8 @@ def test_errors_subclass_the_builtin_that_fits(tmp_path) -> None:
 
 
 def test_evaluate_takes_an_accelerator_as_train_does() -> None:
-    from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
+    from fixnorm_zoo.zoo.evaluate import evaluate
 
     for fn in (evaluate, train):
         param = inspect.signature(fn).parameters["accelerator"]
@@ -46,7 +46,7 @@ def test_weights_are_written_by_the_one_atomic_writer(tmp_path, monkeypatch) -> 
     import torch
     from safetensors.torch import load_file
 
-    from fixnorm_zoo import rundir
+    from fixnorm_zoo.engine import rundir
 
     written = []
     real = rundir.atomic_write_bytes
@@ -60,7 +60,7 @@ def test_weights_are_written_by_the_one_atomic_writer(tmp_path, monkeypatch) -> 
 
 def test_the_library_logs_instead_of_printing(tmp_path, capsys, caplog) -> None:
     """Training's epoch lines reach the `fixnorm_zoo` logger (a user routes or silences them) and never stdout."""
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     with caplog.at_level(logging.INFO, logger="fixnorm_zoo"):
         train(tiny_recipe(), output_dir=tmp_path / "run", progress=False)

@@ -8,8 +8,8 @@ import pytest
 import timm
 import torch
 
-from fixnorm_zoo.architectures import REGISTERED_MODELS
-from fixnorm_zoo.fixnorm import CLASSIFIER, INVARIANT, param_roles
+from fixnorm_zoo.models.resnet9s import REGISTERED_MODELS
+from fixnorm_zoo.optim.fixnorm import CLASSIFIER, INVARIANT, param_roles
 
 
 def _input(model: torch.nn.Module, batch: int = 2) -> torch.Tensor:

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from fixnorm_zoo.registry import REGISTRY_FILE
+from fixnorm_zoo.zoo.registry import REGISTRY_FILE
 
 
 def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(

@@ -1,7 +1,7 @@
 """Fault injection: what a hostile or careless user, a kill -9, a full disk or a second process can do, and that
 nothing is lost, nothing escapes its folder, and every user mistake is one ``error:`` line.
 
-Kill points are named in the package (``fixnorm_zoo.atomic.fault_point``) and fired with ``FIXNORM_ZOO_KILL_AT``
+Kill points are named in the package (``fixnorm_zoo.utils.atomic.fault_point``) and fired with ``FIXNORM_ZOO_KILL_AT``
 in a subprocess (SIGKILL: no cleanup runs). Race tests loop a bounded number of times.
 """
 
@@ -115,7 +115,7 @@ def test_dry_run_refuses_a_non_empty_folder_and_touches_nothing(run, registry, t
 
 
 def test_local_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path) -> None:
-    from fixnorm_zoo.evaluate import load_source
+    from fixnorm_zoo.zoo.evaluate import load_source
 
     (tmp_path / "resnet50").mkdir()  # a folder named like a zoo entry (recipe status: no weights)
     cwd = os.getcwd()
@@ -167,7 +167,7 @@ def test_concurrent_registry_writers_lose_nothing(tmp_path) -> None:
     registry = tmp_path / "zoo.json"
     registry.write_text('{"models": []}\n')
     code = (
-        "import sys\nfrom fixnorm_zoo.registry import ModelInfo, Registry\nreg = Registry(sys.argv[1])\n"
+        "import sys\nfrom fixnorm_zoo.zoo.registry import ModelInfo, Registry\nreg = Registry(sys.argv[1])\n"
         "for i in range(25):\n"
         "    reg.upsert(ModelInfo(name=f'{sys.argv[2]}_{i}', architecture='resnet9s', dataset='fashion_mnist',"
         " recipe='fashion_mnist/resnet9s_fixnorm'))\n"
@@ -187,7 +187,7 @@ def test_weights_swapped_during_loads_are_never_returned(run, registry, tmp_path
     from safetensors.torch import load_file, save_file
 
     from fixnorm_zoo import load
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     publish(run, repo_id="org/swap", name="swap", mirror=tmp_path / "m", registry=registry)
     path = tmp_path / "m" / "org" / "swap" / "model.safetensors"
@@ -428,8 +428,8 @@ def test_debug_flag_shows_the_traceback(tmp_path) -> None:
 
 def test_damaged_data_files_are_named(tmp_path) -> None:
 
+    from fixnorm_zoo.data.fashion_mnist import load_fashion_mnist
     from fixnorm_zoo.errors import DataError
-    from fixnorm_zoo.fashion_mnist import load_fashion_mnist
 
     src = Path("/usr/share/datasets/fashion-mnist")
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
@@ -452,8 +452,8 @@ def test_damaged_data_files_are_named(tmp_path) -> None:
 
 
 def test_corrupt_image_in_a_folder_is_named(tmp_path) -> None:
+    from fixnorm_zoo.data.imagenet import open_image
     from fixnorm_zoo.errors import DataError
-    from fixnorm_zoo.image_folder import open_image
 
     bad = tmp_path / "broken.JPEG"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a whole JPEG")
@@ -463,7 +463,7 @@ def test_corrupt_image_in_a_folder_is_named(tmp_path) -> None:
 
 def test_bad_num_classes_and_no_temp_folders_left(run, registry, tmp_path) -> None:
     from fixnorm_zoo import load
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     with pytest.raises(FixNormZooError, match="num_classes"):
         load("resnet50", pretrained=False, num_classes=-1)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import reset_accelerate, tiny_recipe
 
-from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.engine import train as train_mod
+from fixnorm_zoo.engine.rundir import RunDir
 from fixnorm_zoo.errors import DataError, FixNormZooError, RecipeError
 from fixnorm_zoo.recipe import load_recipe, parse_overrides
-from fixnorm_zoo.registry import Registry
-from fixnorm_zoo.rundir import RunDir
+from fixnorm_zoo.zoo.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 

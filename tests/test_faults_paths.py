@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fixnorm_zoo.atomic import atomic_write_text, check_writable_target
 from fixnorm_zoo.errors import FixNormZooError, PublishRefused
+from fixnorm_zoo.utils.atomic import atomic_write_text, check_writable_target
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def test_mirror_folder_swapped_for_a_symlink_during_the_reevaluation(
 ) -> None:
     """The high one: `M/me` replaced by a symlink to another folder while publish re-evaluates used to empty that
     folder and fill it with the model. Now the swap is refused and the other folder is untouched."""
-    from fixnorm_zoo import publish as publish_mod
+    from fixnorm_zoo.zoo import publish as publish_mod
 
     mirror = tmp_path / "mirror"
     (mirror / "me").mkdir(parents=True)
@@ -47,7 +47,7 @@ def test_mirror_folder_swapped_for_a_symlink_during_the_reevaluation(
 
 
 def test_results_csv_that_is_a_device_or_a_symlink_is_refused(run, tmp_path) -> None:
-    from fixnorm_zoo.evaluate import evaluate
+    from fixnorm_zoo.zoo.evaluate import evaluate
 
     fifo = tmp_path / "fifo.csv"
     os.mkfifo(
@@ -68,7 +68,7 @@ def test_results_csv_that_is_a_device_or_a_symlink_is_refused(run, tmp_path) -> 
 
 
 def test_symlinked_registry_is_refused_not_detached(run, registry, tmp_path) -> None:
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     link = tmp_path / "zoo_link.json"
     link.symlink_to(registry)
@@ -79,7 +79,7 @@ def test_symlinked_registry_is_refused_not_detached(run, registry, tmp_path) -> 
 
 
 def test_rewrites_keep_mode_and_new_folders_follow_the_umask(run, registry, tmp_path) -> None:
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     registry.chmod(0o664)
     old_mask = os.umask(0o002)
@@ -103,7 +103,7 @@ def test_rewrites_keep_mode_and_new_folders_follow_the_umask(run, registry, tmp_
 def test_leftovers_of_a_killed_publish_are_recovered(run, registry, tmp_path) -> None:
     """A publish killed between its two renames leaves `.NAME.old-PID` and no `NAME`: the next publish of that repo
     restores the old folder first, then replaces it; stale staging folders of dead processes are removed."""
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     mirror = tmp_path / "m"
     publish(run, repo_id="org/t", name="t", mirror=mirror, registry=registry)
@@ -129,7 +129,7 @@ def test_card_shows_resume_changes_and_no_gmacs_of_another_model(run, registry, 
     """Issue 24, section 5: the card's "recipe as run" names a `--resume --set` change (here written into the log
     row where the engine records it), and publishing over an entry of another architecture (`--replace`) does not
     carry that entry's GMACs into the card."""
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     changed = tmp_path / "run"
     shutil.copytree(run, changed)
@@ -155,8 +155,8 @@ def test_eval_results_csv_on_a_full_disk_still_gives_the_measurement(run, tmp_pa
     error instead of losing them."""
     import errno
 
-    from fixnorm_zoo import evaluate as evaluate_mod
     from fixnorm_zoo.errors import ResultsNotSaved
+    from fixnorm_zoo.zoo import evaluate as evaluate_mod
 
     def full(path, row):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -9,7 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from fixnorm_zoo.fixnorm import CLASSIFIER, FREE, INVARIANT, FixNorm, param_roles
+from fixnorm_zoo.optim.fixnorm import CLASSIFIER, FREE, INVARIANT, FixNorm, param_roles
 
 # (timm name, kwargs): the families we ship plus others, at a small input so the probe is quick.
 PROBE_MODELS = [
@@ -327,7 +327,7 @@ def test_projection_lands_on_the_target_for_large_tensors() -> None:
     """Norms reduce in float64: a float32 sum over resnet18's 2.4M-element layer4.1.conv2.weight was 2e-4 off."""
     import timm
 
-    from fixnorm_zoo.fixnorm import FixNorm
+    from fixnorm_zoo.optim.fixnorm import FixNorm
 
     torch.manual_seed(0)
     model = timm.create_model("resnet18", num_classes=10)
@@ -346,7 +346,7 @@ def test_projection_lands_on_the_target_for_large_tensors() -> None:
 def test_fc_norm_without_a_classifier_is_an_error_naming_classifier() -> None:
     import torchvision
 
-    from fixnorm_zoo.fixnorm import FixNorm
+    from fixnorm_zoo.optim.fixnorm import FixNorm
 
     model = torchvision.models.resnet18(num_classes=10)  # no timm get_classifier()
     with pytest.raises(ValueError, match="classifier="):
@@ -368,7 +368,7 @@ def test_fc_norm_without_a_classifier_is_an_error_naming_classifier() -> None:
 def test_timm_optimizer_names_are_accepted_or_refused_by_name(name, cls_name, nesterov) -> None:
     import timm
 
-    from fixnorm_zoo.fixnorm import FixNorm
+    from fixnorm_zoo.optim.fixnorm import FixNorm
 
     model = timm.create_model("resnet18", num_classes=10)
     opt = FixNorm(model, name, lr=0.1, example_input=torch.randn(2, 3, 32, 32))

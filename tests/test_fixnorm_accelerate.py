@@ -12,7 +12,7 @@ from accelerate import Accelerator
 from conftest import run_torchrun
 from torch import nn
 
-from fixnorm_zoo.fixnorm import CLASSIFIER, INVARIANT, FixNorm
+from fixnorm_zoo.optim.fixnorm import CLASSIFIER, INVARIANT, FixNorm
 
 
 def _net() -> nn.Module:

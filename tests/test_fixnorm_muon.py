@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from fixnorm_zoo.fixnorm import CLASSIFIER, INVARIANT, FixNorm
-from fixnorm_zoo.matrix_optimizer import MatrixOptimizer
+from fixnorm_zoo.optim.fixnorm import CLASSIFIER, INVARIANT, FixNorm
+from fixnorm_zoo.optim.matrix import MatrixOptimizer
 
 muon = pytest.importorskip("torch.optim").__dict__.get("Muon")
 pytestmark = pytest.mark.skipif(muon is None, reason="this torch has no torch.optim.Muon")

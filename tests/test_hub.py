@@ -27,7 +27,7 @@ PROBE = "torch.manual_seed(0); x = torch.randn(4, 1, 28, 28)"
 
 
 def _train(out: Path, seed: int, **extra) -> Path:
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     train(
         tiny_recipe(seed=seed, **extra),
@@ -46,7 +46,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _outputs_of_run(run: Path) -> torch.Tensor:
-    from fixnorm_zoo.evaluate import load_run
+    from fixnorm_zoo.zoo.evaluate import load_run
 
     model, _, _ = load_run(run)
     exec(PROBE, globals(), ns := {"torch": torch})
@@ -235,8 +235,8 @@ def test_gate_refuses_a_wrong_claim(hub, runs, tmp_path) -> None:
 
 
 def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) -> None:
-    from fixnorm_zoo.cards import seeds_line
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.cards import seeds_line
+    from fixnorm_zoo.zoo.publish import publish
 
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
@@ -280,7 +280,7 @@ def test_dry_run_folder_is_timm_format_with_card(runs, tmp_path, monkeypatch) ->
 def test_local_mirror_publish_and_load(runs, tmp_path, monkeypatch) -> None:
     from fixnorm_zoo import load
     from fixnorm_zoo.errors import IntegrityError
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
@@ -328,7 +328,7 @@ def test_mirror_only_entries_load_from_a_named_mirror_only(runs, tmp_path, monke
     """An entry published to a mirror only (no Hub revision) loads from a mirror the user names (mirror= or
     FIXNORM_ZOO_HUB), never from a hidden fallback; without one the error says how to name it; the sha256 applies."""
     from fixnorm_zoo import load
-    from fixnorm_zoo.publish import publish
+    from fixnorm_zoo.zoo.publish import publish
 
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
@@ -360,8 +360,8 @@ def test_loaded_model_config_is_the_registry_eval_setting(runs, tmp_path) -> Non
     import timm.data
 
     from fixnorm_zoo import load
-    from fixnorm_zoo.publish import publish
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.publish import publish
+    from fixnorm_zoo.zoo.registry import Registry
 
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)

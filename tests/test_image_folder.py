@@ -34,8 +34,8 @@ def _smoke_overrides(root: Path) -> dict:
 
 @pytest.mark.parametrize("path", IMAGENET_RECIPES, ids=[p.stem for p in IMAGENET_RECIPES])
 def test_two_step_run_at_full_resolution(path: Path, tiny_imagefolder: Path, tmp_path: Path) -> None:
-    from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
+    from fixnorm_zoo.zoo.evaluate import evaluate
 
     recipe = load_recipe(path, overrides=_smoke_overrides(tiny_imagefolder))
     assert recipe.input_size[1] >= 208  # full resolution, not a shrunken proxy
@@ -60,12 +60,12 @@ def test_mobilenetv2_scaled_matches_efficientnet_b0_flops() -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fixnorm_zoo.models import create_model
+    from fixnorm_zoo.models.build import model_from_recipe
 
     macs = {}
     for name in ("mobilenetv2_scaled_fixnorm", "efficientnet_b0_fixnorm"):
         recipe = load_recipe(f"imagenet/{name}")
-        model = create_model(recipe).eval()
+        model = model_from_recipe(recipe).eval()
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(torch.randn(1, *recipe.input_size))
         macs[name] = counter.get_total_flops() / 2
@@ -75,7 +75,7 @@ def test_mobilenetv2_scaled_matches_efficientnet_b0_flops() -> None:
 
 
 def test_class_count_mismatch_is_refused(tiny_imagefolder: Path, tmp_path: Path) -> None:
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     recipe = load_recipe(
         "imagenet/resnet50_fixnorm", overrides={**_smoke_overrides(tiny_imagefolder), "num_classes": 1000}
@@ -85,7 +85,7 @@ def test_class_count_mismatch_is_refused(tiny_imagefolder: Path, tmp_path: Path)
 
 
 def test_missing_imagenet_dir_is_refused(tmp_path: Path) -> None:
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     recipe = load_recipe("imagenet/resnet50_fixnorm", overrides={"data_dir": str(tmp_path / "nowhere")})
     with pytest.raises(DataError, match="does not exist"):
@@ -96,7 +96,7 @@ def test_missing_imagenet_dir_is_refused(tmp_path: Path) -> None:
 def test_datasets_path_trains_and_evaluates(streaming: bool, tiny_imagefolder: Path, tmp_path: Path) -> None:
     """The `hf:` data path through `datasets` (here its imagefolder builder on the tiny folder; on a cluster
     hf:ILSVRC/imagenet-1k), map-style or streamed with split_dataset_by_node."""
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     overrides = {
         **_smoke_overrides(tiny_imagefolder),
@@ -114,7 +114,7 @@ def test_datasets_path_trains_and_evaluates(streaming: bool, tiny_imagefolder: P
 
 
 def test_streaming_parts_are_disjoint_and_cover_the_split(tiny_imagefolder: Path) -> None:
-    from fixnorm_zoo.image_folder import build_image_loaders
+    from fixnorm_zoo.data.imagenet import build_image_loaders
 
     overrides = {
         **_smoke_overrides(tiny_imagefolder),
@@ -140,7 +140,7 @@ def test_two_process_eval_counts_each_image_once(tiny_imagefolder: Path, tmp_pat
     """8 val images, batch 3 per process over 2 processes: the prepared DataLoader pads the last batches with
     duplicates, which gather_for_metrics must drop; the result equals the one-process eval exactly."""
 
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     overrides = {**_smoke_overrides(tiny_imagefolder), "input_size": [3, 64, 64], "model_ema": False}
     train(
@@ -179,7 +179,7 @@ def tiny_shards(tiny_imagefolder: Path, tmp_path_factory) -> dict[str, Path]:
     can each read their own."""
     from conftest import IMAGE_FOLDER_CLASSES
 
-    from fixnorm_zoo.image_folder import write_shards
+    from fixnorm_zoo.data.imagenet import write_shards
 
     root = tmp_path_factory.mktemp("shards")
     for split, folder in (("train", "train"), ("validation", "val")):
@@ -198,7 +198,7 @@ def test_webdataset_and_parquet_shards_train_and_evaluate(
 ) -> None:
     """Issue 22: ImageNet's shard formats through `datasets` (hf:webdataset:DIR, hf:parquet:DIR), map-style: two
     updates at full resolution, scored on the 8 validation images."""
-    from fixnorm_zoo.train import train
+    from fixnorm_zoo.engine.train import train
 
     overrides = {
         **_smoke_overrides(tiny_imagefolder),
@@ -222,7 +222,7 @@ def test_webdataset_and_parquet_shards_train_and_evaluate(
 def test_streamed_shards_split_by_rank_in_a_repeatable_order(fmt: str, tiny_shards, tiny_imagefolder) -> None:
     """Streamed, each of 2 ranks reads its own shard (disjoint, together every image once) and an epoch's order is
     the same when read again (a resumed epoch replays it)."""
-    from fixnorm_zoo.image_folder import build_image_loaders
+    from fixnorm_zoo.data.imagenet import build_image_loaders
 
     overrides = {
         **_smoke_overrides(tiny_imagefolder),

@@ -20,8 +20,8 @@ def test_model_cards_are_what_publish_and_the_registry_give() -> None:
 
 
 def test_recipe_and_retired_cards_say_what_is_and_is_not_measured() -> None:
-    from fixnorm_zoo.cards import CARDS_DIR
-    from fixnorm_zoo.registry import list_models, model_info
+    from fixnorm_zoo.zoo.cards import CARDS_DIR
+    from fixnorm_zoo.zoo.registry import list_models, model_info
 
     names = list_models()
     assert {p.stem for p in CARDS_DIR.glob("*.md")} - {"README", "template"} == set(names)
@@ -41,7 +41,7 @@ def test_recipe_and_retired_cards_say_what_is_and_is_not_measured() -> None:
 
 
 def _published():
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.registry import Registry
 
     return [info for info in Registry().models() if info.status == "published"]
 
@@ -55,8 +55,8 @@ def test_every_published_repo_carries_hparams_log_results_and_a_current_card() -
 
     from huggingface_hub import ModelCard
 
-    from fixnorm_zoo.cards import seeds_line
-    from fixnorm_zoo.hub import mirror_repo_dir
+    from fixnorm_zoo.zoo.cards import seeds_line
+    from fixnorm_zoo.zoo.hub import mirror_repo_dir
 
     published = _published()
     assert len(published) == 8
@@ -104,12 +104,12 @@ def test_refresh_release_backfills_a_folder_published_before_the_provenance_file
     import json
     import shutil
 
-    from fixnorm_zoo.registry import model_info
+    from fixnorm_zoo.zoo.registry import model_info
 
     spec = importlib.util.spec_from_file_location("refresh_release", ROOT / "tools" / "refresh_release.py")
     refresh_release = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(refresh_release)
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.registry import Registry
 
     info = model_info("tinynet_e.fixnorm_fmnist")
     for repo_id in (info.hub.repo_id, model_info("tinynet_e.wd_fmnist").hub.repo_id):  # the pair: its figure

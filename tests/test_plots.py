@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fixnorm_zoo.engine.rundir import RunDir
+
 
 def _log(folder: Path, *, top1: list[float], lr: list[float]) -> Path:
     folder.mkdir()
@@ -30,7 +32,11 @@ def test_comparison_legend_below_and_lr_zero_left_out_of_the_log_axis(tmp_path) 
 
     a = _log(tmp_path / "a", top1=[80, 90, 93], lr=[1e-2, 1e-3, 0.0])
     b = _log(tmp_path / "b", top1=[60, 85, 92], lr=[2e-2, 5e-3, 0.0])
-    fig = plot_comparison({"FixNorm": a, "weight decay": b}, tmp_path / "c.png", title="t")
+    fig = plot_comparison(
+        {"FixNorm": RunDir(a).read_history(), "weight decay": RunDir(b).read_history()},
+        tmp_path / "c.png",
+        title="t",
+    )
     assert (tmp_path / "c.png").stat().st_size > 0
     _no_axes_legend(fig)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["FixNorm", "weight decay"]

@@ -17,10 +17,10 @@ import pytest
 import torch
 from conftest import reset_accelerate, run_torchrun, tiny_recipe
 
-from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.engine import train as train_mod
+from fixnorm_zoo.engine.rundir import RunDir
 from fixnorm_zoo.errors import Preempted, RecipeError
-from fixnorm_zoo.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED
-from fixnorm_zoo.rundir import RunDir
+from fixnorm_zoo.utils.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED
 
 ROOT = Path(__file__).resolve().parent.parent
 # 768 images at batch 64: 12 updates an epoch, 2 epochs; augmentation and random erasing on (RNG must resume)

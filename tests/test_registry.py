@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fixnorm_zoo.recipe import load_recipe
-from fixnorm_zoo.registry import REGISTRY_FILE, list_models, model_info
+from fixnorm_zoo.zoo.registry import REGISTRY_FILE, list_models, model_info
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -70,7 +70,7 @@ def test_published_weights_are_the_registrys_and_load(name: str, monkeypatch) ->
     byte (size and sha256 re-hashed), and `load` (naming that folder as the mirror) builds it with a strict key
     match, in eval mode."""
     from fixnorm_zoo import load
-    from fixnorm_zoo.hub import sha256_file
+    from fixnorm_zoo.zoo.hub import sha256_file
 
     monkeypatch.delenv("FIXNORM_ZOO_HUB", raising=False)
     info = model_info(name)
@@ -122,9 +122,9 @@ def test_timm_data_pipeline_reproduces_the_published_number(name: str) -> None:
     import timm.data
     from PIL import Image
 
-    import fixnorm_zoo.architectures  # noqa: F401  (resnet9s)
+    import fixnorm_zoo.models.resnet9s  # noqa: F401  (resnet9s)
     from fixnorm_zoo import load
-    from fixnorm_zoo.fashion_mnist import load_fashion_mnist
+    from fixnorm_zoo.data.fashion_mnist import load_fashion_mnist
 
     info = model_info(name)
     model = timm.create_model(f"local-dir:{RELEASE / info.hub.repo_id}", pretrained=True).eval()
@@ -151,7 +151,7 @@ def test_timm_data_pipeline_reproduces_the_published_number(name: str) -> None:
 def test_published_entries_are_timm_tags_with_their_model_args() -> None:
     import timm
 
-    from fixnorm_zoo.timm_tags import register_timm_tags
+    from fixnorm_zoo.zoo.timm_tags import register_timm_tags
 
     names = register_timm_tags()
     published = {n for n in list_models(pretrained=True) if model_info(n).tag}
@@ -179,7 +179,7 @@ def test_a_users_publishes_go_to_the_user_file_merged_over_the_package(tmp_path,
     """The default registry never writes into the installed package: an entry lands in the user's file (beside
     the HF cache), list/get see it merged over the package's entries, and an entry of the same name there
     replaces the package's."""
-    from fixnorm_zoo.registry import ModelInfo, Registry, user_registry_path
+    from fixnorm_zoo.zoo.registry import ModelInfo, Registry, user_registry_path
 
     monkeypatch.delenv("FIXNORM_ZOO_REGISTRY", raising=False)
     monkeypatch.delenv("FIXNORM_ZOO_USER_REGISTRY", raising=False)

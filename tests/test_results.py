@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from fixnorm_zoo.recipe import load_recipe, parse_overrides
-from fixnorm_zoo.search import param_key
+from fixnorm_zoo.tune.strategies import param_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from conftest import reset_accelerate, run_torchrun, tiny_recipe
 
-from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.data.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
+from fixnorm_zoo.engine import train as train_mod
+from fixnorm_zoo.engine.rundir import RunDir
 from fixnorm_zoo.errors import DataError, TrainingDiverged
-from fixnorm_zoo.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
 from fixnorm_zoo.recipe import load_recipe
-from fixnorm_zoo.rundir import RunDir
 
 
 def _recipe(**extra):

@@ -8,16 +8,16 @@ import torch
 from conftest import tiny_recipe
 from safetensors.torch import load_file
 
-from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.data.fashion_mnist import InMemoryLoader
+from fixnorm_zoo.engine import train as train_mod
 from fixnorm_zoo.errors import RecipeError
-from fixnorm_zoo.fashion_mnist import InMemoryLoader
-from fixnorm_zoo.fixnorm import param_roles
-from fixnorm_zoo.models import configure_batchnorm, create_model
+from fixnorm_zoo.models.build import configure_batchnorm, model_from_recipe
+from fixnorm_zoo.optim.fixnorm import param_roles
 
 
 def test_frozen_bn_scale_stays_one_through_training_and_leaves_the_optimizer(tmp_path) -> None:
     recipe = tiny_recipe(freeze_bn_scale=True, bn_momentum=0.4, epochs=1, train_subset=256)
-    model = create_model(recipe)
+    model = model_from_recipe(recipe)
     assert configure_batchnorm(model, momentum=0.4, freeze_scale=True) > 0
     roles = param_roles(model)
     bn_weights = {n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
@@ -33,7 +33,7 @@ def test_frozen_bn_scale_stays_one_through_training_and_leaves_the_optimizer(tmp
 
 
 def test_bn_momentum_is_set_on_every_batchnorm() -> None:
-    model = create_model(tiny_recipe())
+    model = model_from_recipe(tiny_recipe())
     configure_batchnorm(model, momentum=0.4)
     momenta = {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert momenta == {0.4}
@@ -113,9 +113,9 @@ NO_WARMUP = {"warmup_epochs": 0, "epochs": 10}
 def _scheduled_lrs(recipe) -> list[tuple[float, set[str], bool]]:
     """Each group's LR three updates into timm's schedule, the names of the parameters it holds, and whether it is
     a matrix (Muon) group."""
-    from fixnorm_zoo.optim import build_optimizer, build_scheduler
+    from fixnorm_zoo.optim.factory import build_optimizer, build_scheduler
 
-    model = create_model(recipe)
+    model = model_from_recipe(recipe)
     names = {id(p): n for n, p in model.named_parameters()}
     optimizer = build_optimizer(recipe, model)
     scheduler = build_scheduler(recipe, optimizer, 10)
@@ -148,7 +148,7 @@ def test_bn_biases_get_their_own_group_at_bn_bias_lr_scale(method) -> None:
         if method == "wd"
         else {}
     )
-    model = create_model(_resnet9s(**extra))
+    model = model_from_recipe(_resnet9s(**extra))
     bn = {n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
     bn_biases = {f"{n}.bias" for n in bn}
     plain = _scheduled_lrs(_resnet9s(**NO_WARMUP, **extra))
@@ -175,10 +175,10 @@ def test_bn_bias_lr_scale_trains_and_is_refused_where_it_cannot_apply(tmp_path) 
 
 
 def test_whitened_stem_decorrelates_patches_and_stays_frozen_through_training(tmp_path) -> None:
-    from fixnorm_zoo.models import whiten_stem
+    from fixnorm_zoo.models.build import whiten_stem
 
     recipe = _resnet9s(whiten_stem=True, model_args={"widths": [16, 8, 16, 32]})
-    model = create_model(recipe)
+    model = model_from_recipe(recipe)
     g = torch.Generator().manual_seed(0)
     images = torch.nn.functional.avg_pool2d(
         torch.randn(64, 1, 30, 30, generator=g), 3, stride=1
@@ -203,9 +203,11 @@ def test_whitened_stem_decorrelates_patches_and_stays_frozen_through_training(tm
 
 
 def test_whiten_stem_refuses_a_stem_it_cannot_whiten() -> None:
-    from fixnorm_zoo.models import whiten_stem
+    from fixnorm_zoo.models.build import whiten_stem
 
-    model = create_model(_resnet9s(model_args={"widths": [20, 8, 16, 32]}))  # 20 filters > 2 x 9 patch values
+    model = model_from_recipe(
+        _resnet9s(model_args={"widths": [20, 8, 16, 32]})
+    )  # 20 filters > 2 x 9 patch values
     with pytest.raises(RecipeError, match="whiten_stem"):
         whiten_stem(model, torch.randn(4, 1, 28, 28))
     with pytest.raises(RecipeError, match="whiten_stem"):

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import run_torchrun
 
-from fixnorm_zoo import search, tuning
-from fixnorm_zoo import train as train_mod
+from fixnorm_zoo.engine import train as train_mod
 from fixnorm_zoo.errors import FixNormZooError, TrainingDiverged
 from fixnorm_zoo.recipe import load_recipe
+from fixnorm_zoo.tune import runner as tuning
+from fixnorm_zoo.tune import strategies as search
 
 SPACE = {"fc_norm": search.lattice(8.0, span=3), "lr": search.lattice(0.1, span=3)}  # 7 x 7
 

@@ -23,9 +23,9 @@ def main() -> int:
     ap.add_argument("names", nargs="+", help="zoo names to bundle (every other entry is unbundled)")
     ap.add_argument("--mirror", default=str(ROOT / "zoo_mirror"), help="release folder to copy from")
     args = ap.parse_args()
-    from fixnorm_zoo.atomic import atomic_write_bytes
-    from fixnorm_zoo.hub import BUNDLED_DIR, mirror_repo_dir, sha256_file
-    from fixnorm_zoo.registry import REGISTRY_FILE, Registry
+    from fixnorm_zoo.utils.atomic import atomic_write_bytes
+    from fixnorm_zoo.zoo.hub import BUNDLED_DIR, mirror_repo_dir, sha256_file
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE, Registry
 
     registry = Registry(REGISTRY_FILE)
     chosen = {registry.get(n).name for n in args.names}

@@ -1,6 +1,6 @@
 """Write model_cards/NAME.md for every registry entry: a published entry's card is what `fixnorm-zoo publish`
 wrote into its release folder (zoo_mirror/ORG/NAME/README.md), byte for byte; a recipe-only or retired entry's
-card comes from fixnorm_zoo.cards.render_entry_card. Cards of names no longer in the registry are removed.
+card comes from fixnorm_zoo.zoo.cards.render_entry_card. Cards of names no longer in the registry are removed.
 
     .venv/bin/python tools/model_cards.py [--check]     # --check: exit 1 if any card differs from what it would write
 """
@@ -17,9 +17,9 @@ KEEP = {"README.md", "template.md"}
 
 
 def expected_cards(release: Path) -> dict[str, str]:
-    from fixnorm_zoo.cards import render_entry_card
-    from fixnorm_zoo.hub import mirror_repo_dir
-    from fixnorm_zoo.registry import REGISTRY_FILE, Registry
+    from fixnorm_zoo.zoo.cards import render_entry_card
+    from fixnorm_zoo.zoo.hub import mirror_repo_dir
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE, Registry
 
     cards = {}
     for info in Registry(REGISTRY_FILE).models():
@@ -42,8 +42,8 @@ def main() -> int:
         "--release", default=str(ROOT / "zoo_mirror"), help="the release folder (default zoo_mirror)"
     )
     args = ap.parse_args()
-    from fixnorm_zoo.atomic import atomic_write_text
-    from fixnorm_zoo.cards import CARDS_DIR
+    from fixnorm_zoo.utils.atomic import atomic_write_text
+    from fixnorm_zoo.zoo.cards import CARDS_DIR
 
     cards = expected_cards(Path(args.release))
     stale = sorted(p.name for p in CARDS_DIR.glob("*.md") if p.name not in KEEP and p.name not in cards)

@@ -9,7 +9,7 @@ recipe's name). Each folder is checked first (its weights' sha256 is the registr
 - `train_hparams.yaml`: the recipe as run, from the card's own "as run" block (the run folder is not kept);
 - `log.jsonl`: the run's per-epoch log kept in eval/logs/ (the results row of this number names it; its last
   epoch's top-1 must equal the registry's);
-- `results.csv` and `provenance.json`: a fresh re-evaluation of the published weights through `fixnorm_zoo.evaluate`,
+- `results.csv` and `provenance.json`: a fresh re-evaluation of the published weights through `fixnorm_zoo.zoo.evaluate`,
   which must reproduce the registry's top-1 (the gate publish applies); the training's own provenance predates the
   record and says so.
 
@@ -79,17 +79,20 @@ def _redraw(info, folder: Path, twin, release: Path) -> list[str]:
     first so both cards of a pair use the same colours); return the names whose bytes changed."""
     import tempfile
 
-    from fixnorm_zoo.atomic import atomic_write_bytes
-    from fixnorm_zoo.hub import mirror_repo_dir
+    from fixnorm_zoo.engine.rundir import RunDir
     from fixnorm_zoo.plots import method_pair, plot_comparison, plot_curves
-    from fixnorm_zoo.rundir import RunDir
+    from fixnorm_zoo.utils.atomic import atomic_write_bytes
+    from fixnorm_zoo.zoo.hub import mirror_repo_dir
 
     changed = []
     with tempfile.TemporaryDirectory() as tmp:
         drawn = Path(tmp)
         plot_curves(RunDir(folder).read_history(), drawn / "curves.png", title=f"{info.name} ({info.method})")
         if twin is not None:
-            pair = {info.method: folder, twin.method: mirror_repo_dir(release, twin.hub.repo_id)}
+            pair = {
+                info.method: RunDir(folder).read_history(),
+                twin.method: RunDir(mirror_repo_dir(release, twin.hub.repo_id)).read_history(),
+            }
             plot_comparison(
                 method_pair(pair),
                 drawn / "fixnorm_vs_wd.png",
@@ -105,9 +108,9 @@ def _redraw(info, folder: Path, twin, release: Path) -> list[str]:
 
 def _measure(info, release: Path, row: dict[str, str]) -> tuple[dict, dict]:
     """Re-evaluate the published weights (publish's gate) and say where the measurement and the training ran."""
-    from fixnorm_zoo.evaluate import evaluate
-    from fixnorm_zoo.metrics import RESULTS_COLUMNS
-    from fixnorm_zoo.provenance import provenance
+    from fixnorm_zoo.engine.metrics import RESULTS_COLUMNS
+    from fixnorm_zoo.utils.provenance import provenance
+    from fixnorm_zoo.zoo.evaluate import evaluate
 
     measured = evaluate(info.name, data=info.dataset, mirror=release)
     if abs(measured["top1"] - info.top1) > GATE:
@@ -132,11 +135,11 @@ def _measure(info, release: Path, row: dict[str, str]) -> tuple[dict, dict]:
 def refresh(info, *, release: Path, registry, check: bool) -> list[str]:
     """Bring one published folder up to date; return the names of the files written (or, with ``check``, that would
     be)."""
-    from fixnorm_zoo.atomic import atomic_write_text
-    from fixnorm_zoo.cards import render_repo_card
-    from fixnorm_zoo.hub import WEIGHTS_FILE, mirror_repo_dir, sha256_file
-    from fixnorm_zoo.publish import write_measurement_files
     from fixnorm_zoo.recipe import load_recipe
+    from fixnorm_zoo.utils.atomic import atomic_write_text
+    from fixnorm_zoo.zoo.cards import render_repo_card
+    from fixnorm_zoo.zoo.hub import WEIGHTS_FILE, mirror_repo_dir, sha256_file
+    from fixnorm_zoo.zoo.publish import write_measurement_files
 
     folder = mirror_repo_dir(release, info.hub.repo_id)
     weights = folder / WEIGHTS_FILE
@@ -212,7 +215,7 @@ def main() -> int:
         "--check", action="store_true", help="change nothing; exit 1 if any folder is not up to date"
     )
     args = ap.parse_args()
-    from fixnorm_zoo.registry import REGISTRY_FILE, Registry
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE, Registry
 
     registry = Registry(REGISTRY_FILE)
     stale = {}

@@ -24,7 +24,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="store the notes in fixnorm_zoo/zoo.json")
     args = ap.parse_args()
-    from fixnorm_zoo.registry import REGISTRY_FILE, write_registry
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE, write_registry
 
     top1_by_recipe: dict[str, dict[int, float]] = {}
     source: dict[str, str] = {}

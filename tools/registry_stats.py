@@ -12,11 +12,11 @@ def measure(recipe_ref: str) -> tuple[float, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fixnorm_zoo.models import create_model
+    from fixnorm_zoo.models.build import model_from_recipe
     from fixnorm_zoo.recipe import load_recipe
 
     recipe = load_recipe(recipe_ref)
-    model = create_model(recipe).eval()
+    model = model_from_recipe(recipe).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e6
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, *recipe.input_size))
@@ -27,7 +27,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    from fixnorm_zoo.registry import REGISTRY_FILE, write_registry
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE, write_registry
 
     data = json.loads(REGISTRY_FILE.read_text())
     for d in data["models"]:

@@ -29,10 +29,10 @@ def main() -> int:
     args = ap.parse_args()
     from timm.models import save_for_hf  # what publish writes config.json with (weights go to a temp folder)
 
-    from fixnorm_zoo.atomic import atomic_write_text
-    from fixnorm_zoo.loading import load
-    from fixnorm_zoo.models import EVAL_KEYS
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.data.transforms import EVAL_KEYS
+    from fixnorm_zoo.utils.atomic import atomic_write_text
+    from fixnorm_zoo.zoo.pretrained import load
+    from fixnorm_zoo.zoo.registry import Registry
 
     for info in Registry().models():
         repo = args.release / (info.hub.repo_id or "")

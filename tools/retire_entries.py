@@ -23,7 +23,7 @@ def main() -> int:
     ap.add_argument("pairs", nargs="+", metavar="OLD=NEW")
     ap.add_argument("--note", required=True, help="why they are retired (kept in each entry's notes)")
     args = ap.parse_args()
-    from fixnorm_zoo.registry import REGISTRY_FILE, Registry
+    from fixnorm_zoo.zoo.registry import REGISTRY_FILE, Registry
 
     registry = Registry(REGISTRY_FILE)
     renames = dict(p.partition("=")[::2] for p in args.pairs)

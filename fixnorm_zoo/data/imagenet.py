@@ -32,7 +32,7 @@ def build_transforms(recipe: Recipe) -> tuple[Any, Any]:
     (resize to size/crop_pct, center crop), both from the recipe alone."""
     from timm.data import create_transform
 
-    from fixnorm_zoo.models import eval_config, eval_transform
+    from fixnorm_zoo.data.transforms import eval_config, eval_transform
 
     common = dict(
         input_size=tuple(recipe.input_size),

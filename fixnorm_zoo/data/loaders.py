@@ -11,7 +11,7 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
     """The recipe's train and eval batches for this process: Fashion-MNIST in memory, else image folders or a
     Hugging Face dataset; returns ``(train, test, disjoint_shards)``."""
     if recipe.dataset == "fashion_mnist":
-        from fixnorm_zoo.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
+        from fixnorm_zoo.data.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
 
         if recipe.in_chans != 1 or recipe.input_size[1:] != [28, 28]:
             raise DataError(
@@ -58,7 +58,7 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
         )
         test = InMemoryLoader(xte, yte, batch_size=max(per_process_batch, 256), train=False, **common)
         return train, test, True
-    from fixnorm_zoo.image_folder import build_image_loaders
+    from fixnorm_zoo.data.imagenet import build_image_loaders
 
     train, test, needs_prepare = build_image_loaders(
         recipe,

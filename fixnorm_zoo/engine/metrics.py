@@ -3,16 +3,18 @@ CSV columns (checked, then appended under a lock)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fixnorm_zoo.atomic import atomic_write_text, check_writable_target, fault_point, file_lock
 from fixnorm_zoo.errors import DataError, FixNormZooError
+from fixnorm_zoo.utils.atomic import (
+    append_csv_rows,
+    check_writable_target,
+    fault_point,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -129,12 +131,4 @@ def check_results_csv(path: Path) -> None:
 
 def append_results_row(path: Path, row: dict[str, Any]) -> None:
     """Append one row under a lock, rewriting the file atomically (two evaluations never interleave)."""
-    with file_lock(path):
-        check_results_csv(path)
-        old = path.read_text() if path.is_file() else ""
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
-        if not old:
-            writer.writeheader()
-        writer.writerow(row)
-        atomic_write_text(path, old + out.getvalue())
+    append_csv_rows(path, [row], columns=RESULTS_COLUMNS, check=check_results_csv)

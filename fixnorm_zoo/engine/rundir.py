@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.atomic import atomic_write_bytes, atomic_write_text, writer_errors_as_os_errors
 from fixnorm_zoo.errors import DataError
+from fixnorm_zoo.utils.atomic import atomic_write_bytes, atomic_write_text, writer_errors_as_os_errors
 
 _CHECKPOINT_NAME = re.compile(r"epoch_\d{4}(_step_\d{9})?")
 """``epoch_NNNN`` after N epochs, ``epoch_NNNN_step_UUUUUUUUU`` mid-epoch after U updates: sorted by name, newest

@@ -22,17 +22,18 @@ import torch
 from accelerate.logging import get_logger
 from torch import nn
 
-from fixnorm_zoo.atomic import fault_point
+from fixnorm_zoo.data.loaders import build_loaders
+from fixnorm_zoo.data.transforms import eval_config
+from fixnorm_zoo.engine.metrics import accuracy_counts
+from fixnorm_zoo.engine.rundir import RunDir
 from fixnorm_zoo.errors import DataError, Preempted, RecipeError, TrainingDiverged
-from fixnorm_zoo.fixnorm import FixNorm, norm_diagnostics, param_roles
-from fixnorm_zoo.loaders import build_loaders
-from fixnorm_zoo.metrics import accuracy_counts
-from fixnorm_zoo.models import configure_batchnorm, create_model, eval_config, whiten_stem
-from fixnorm_zoo.optim import build_optimizer, build_scheduler, example_input
-from fixnorm_zoo.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, StopSignals, agree, signal_numbers
-from fixnorm_zoo.provenance import provenance
+from fixnorm_zoo.models.build import configure_batchnorm, model_from_recipe, whiten_stem
+from fixnorm_zoo.optim.factory import build_optimizer, build_scheduler, example_input
+from fixnorm_zoo.optim.fixnorm import FixNorm, norm_diagnostics, param_roles
 from fixnorm_zoo.recipe import Recipe, recipe_changes
-from fixnorm_zoo.rundir import RunDir
+from fixnorm_zoo.utils.atomic import fault_point
+from fixnorm_zoo.utils.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, StopSignals, agree, signal_numbers
+from fixnorm_zoo.utils.provenance import provenance
 
 logger = get_logger(__name__)  # accelerate's: rank 0 only by default; `fixnorm-zoo` shows INFO on stdout
 
@@ -162,7 +163,7 @@ def setup(recipe: Recipe, accelerator, *, per_process_batch: int) -> Parts:
             f"the training set holds fewer images than one batch of {recipe.batch_size} (train_subset="
             f"{recipe.train_subset}): training would make no update. Lower batch_size or raise train_subset"
         )
-    model = create_model(recipe).to(accelerator.device)
+    model = model_from_recipe(recipe).to(accelerator.device)
     configure_batchnorm(model, momentum=recipe.bn_momentum, freeze_scale=recipe.freeze_bn_scale)
     if recipe.whiten_stem:
         whiten_stem(model, train_loader.first_images(WHITENING_IMAGES).to(accelerator.device))
@@ -214,7 +215,7 @@ def train_one_epoch(
     """One pass over the training set (the rest of it after a mid-epoch resume); returns the epoch's mean loss,
     training seconds and images seen.
 
-    After every optimizer update the processes agree (:func:`fixnorm_zoo.preemption.agree`) on whether to write a
+    After every optimizer update the processes agree (:func:`fixnorm_zoo.utils.preemption.agree`) on whether to write a
     mid-epoch checkpoint (``checkpoint_every_steps`` / ``_minutes``) or to stop on a signal, which saves one and
     raises :class:`Preempted`.
 

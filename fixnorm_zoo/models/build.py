@@ -1,7 +1,7 @@
 """Build the timm model a recipe or a zoo entry names, with its eval preprocessing as timm's ``pretrained_cfg``.
 
 Architectures are timm names plus ``model_args``: stock timm ones (a published ``config.json`` then loads in plain
-timm without this package) and the small-input family of :mod:`fixnorm_zoo.architectures`, which this module
+timm without this package) and the small-input family of :mod:`fixnorm_zoo.models.resnet9s`, which this module
 registers with timm before building.
 
 Why ``pretrained_cfg_overlay``: timm starts a model's ``pretrained_cfg`` from the architecture's ImageNet weights
@@ -17,6 +17,8 @@ import difflib
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from fixnorm_zoo.data.transforms import eval_config
 
 if TYPE_CHECKING:
     import torch
@@ -46,49 +48,6 @@ _SOURCE_FIELDS_CLEARED = {
     "notes": None,
     "description": None,
 }
-EVAL_KEYS = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
-
-
-def eval_config(recipe: Recipe) -> dict[str, Any]:
-    """The eval preprocessing of a recipe, in timm's pretrained_cfg keys."""
-    return {
-        "input_size": tuple(recipe.input_size),
-        "crop_pct": recipe.crop_pct,
-        "crop_mode": "center",
-        "interpolation": recipe.interpolation,
-        "mean": tuple(recipe.mean),
-        "std": tuple(recipe.std),
-        "num_classes": recipe.num_classes,
-    }
-
-
-def eval_transform(setting: dict[str, Any]) -> Any:
-    """The eval transform of an eval setting (PIL image -> normalized tensor), built as timm's validate.py builds it:
-    ``resolve_data_config`` over the setting, then ``create_transform``. The one builder the package uses: a run's
-    training-time eval, ``fixnorm-zoo eval`` and ``get_transforms`` all transform images alike."""
-    from timm.data import create_transform, resolve_data_config
-    from torchvision import transforms
-
-    pretrained_cfg = {k: setting[k] for k in EVAL_KEYS if k in setting}
-    timm_transform = create_transform(**resolve_data_config(pretrained_cfg=pretrained_cfg), is_training=False)
-    # any PIL image in: a colour photo through a 1-channel model (or a grayscale scan through an RGB one) is
-    # converted to the model's channels first, as timm's datasets convert to RGB, instead of failing on a shape
-    mode = ImageMode("L" if int(setting["input_size"][0]) == 1 else "RGB")
-    return transforms.Compose([mode, *getattr(timm_transform, "transforms", [timm_transform])])
-
-
-class ImageMode:
-    """A transform step: a PIL image converted to ``mode`` ("L" for 1-channel models, "RGB" for 3); a picklable
-    class, so data-loader workers can carry it."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-
-    def __call__(self, image: Any) -> Any:
-        return image.convert(self.mode) if getattr(image, "mode", self.mode) != self.mode else image
-
-    def __repr__(self) -> str:
-        return f"ImageMode({self.mode!r})"
 
 
 def zoo_pretrained_cfg(
@@ -118,7 +77,7 @@ def zoo_pretrained_cfg(
 def label_names_for(dataset: str, num_classes: int) -> tuple[str, ...] | None:
     """Class names the zoo knows for a dataset (Fashion-MNIST's ten), when the head still has that many classes."""
     if dataset == "fashion_mnist" and num_classes == 10:
-        from fixnorm_zoo.fashion_mnist import FASHION_MNIST_CLASSES
+        from fixnorm_zoo.data.fashion_mnist import FASHION_MNIST_CLASSES
 
         return FASHION_MNIST_CLASSES
     return None
@@ -145,7 +104,7 @@ def build_timm_model(
     """
     import timm
 
-    import fixnorm_zoo.architectures  # noqa: F401  (registers the small-input models with timm)
+    import fixnorm_zoo.models.resnet9s  # noqa: F401  (registers the small-input models with timm)
     from fixnorm_zoo.errors import RecipeError
 
     if not timm.is_model(architecture):
@@ -181,7 +140,7 @@ def build_timm_model(
         raise RecipeError(f"model_args={model_args!r} rejected by timm {architecture!r}: {e}") from e
 
 
-def create_model(recipe: Recipe) -> nn.Module:
+def model_from_recipe(recipe: Recipe) -> nn.Module:
     """The recipe's timm model, randomly initialized, with ``pretrained_cfg`` set to the recipe's eval settings.
 
     Raises:

@@ -4,7 +4,7 @@ Why a registered model: every stock timm ResNet starts with a stride-2 stem and 
 Fashion-MNIST image into 7x7 before the first residual block. The networks that train fast to high accuracy at this
 size (Page's ResNet-9 for CIFAR-10, airbench, the CIFAR ResNet-20s) keep full resolution in their first stage. No
 timm option does that, so this module adds one family to timm's registry. ``timm.create_model("resnet9s")`` and
-``timm.create_model("hf-hub:ORG/NAME")`` work in any process that has run ``import fixnorm_zoo.architectures``;
+``timm.create_model("hf-hub:ORG/NAME")`` work in any process that has run ``import fixnorm_zoo.models.resnet9s``;
 ``fixnorm_zoo.load`` imports it itself.
 
 Layout (widths ``c0..c3``; every conv is 3x3 and followed by BatchNorm, so FixNorm treats all of them as

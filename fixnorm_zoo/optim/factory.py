@@ -16,7 +16,7 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     decay on biases and norm affines, as timm's and torchvision's recipes do)."""
     import timm.optim
 
-    from fixnorm_zoo.fixnorm import FixNorm
+    from fixnorm_zoo.optim.fixnorm import FixNorm
 
     kwargs: dict[str, Any] = {"lr": recipe.lr}
     if recipe.optimizer == "sgd":
@@ -56,7 +56,7 @@ def separate_bn_biases(optimizer: torch.optim.Optimizer, *, model: nn.Module, lr
 
     Returns the number of biases moved.
     """
-    from fixnorm_zoo.models import batchnorm_layers
+    from fixnorm_zoo.models.build import batchnorm_layers
 
     biases = {id(bn.bias) for bn in batchnorm_layers(model) if bn.bias is not None and bn.bias.requires_grad}
     moved = 0
@@ -83,8 +83,8 @@ def _build_muon(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     The SGD groups start at ``lr * aux_lr_scale`` and carry no ``lr_scale``: timm's schedulers scale each group from
     its own initial LR, so an ``lr_scale`` of ``aux_lr_scale`` on top would apply the ratio twice (it did, before
     session 13: the aux LR ran at ``lr * aux_lr_scale**2``)."""
-    from fixnorm_zoo.fixnorm import FixNorm
-    from fixnorm_zoo.matrix_optimizer import MatrixOptimizer
+    from fixnorm_zoo.optim.fixnorm import FixNorm
+    from fixnorm_zoo.optim.matrix import MatrixOptimizer
 
     momentum = {"momentum": recipe.momentum, "nesterov": recipe.nesterov and recipe.momentum > 0}
     aux = {"lr": recipe.lr * recipe.aux_lr_scale, **momentum}

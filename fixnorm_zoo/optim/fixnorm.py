@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fixnorm_zoo.matrix_optimizer import MATRIX_ONLY, MatrixOptimizer, is_matrix_only
+from fixnorm_zoo.optim.matrix import MATRIX_ONLY, MatrixOptimizer, is_matrix_only
 
 __all__ = ["FixNorm", "param_roles", "norm_diagnostics", "ROLES", "INVARIANT", "CLASSIFIER", "FREE"]
 

@@ -5,7 +5,7 @@ supports 2D parameters"). A conv filter of shape ``(out, in, kh, kw)`` is a matr
 dimensions are flattened, which is how the CIFAR-10 speed record (airbench94_muon) trains its convs; biases,
 normalization parameters and the classifier get SGD with Nesterov momentum there. That recipe also holds every
 filter at a fixed norm with frozen BatchNorm weights and no weight decay on the filters: a FixNorm recipe, so
-:class:`fixnorm_zoo.fixnorm.FixNorm` builds this when its base optimizer is matrix-only.
+:class:`fixnorm_zoo.optim.fixnorm.FixNorm` builds this when its base optimizer is matrix-only.
 
 Each matrix parameter gets a 2-D shadow tensor that the matrix optimizer owns: before its step the parameter and
 its gradient are copied in (``reshape(out, -1)``, whatever the memory format, e.g. channels_last), after it the

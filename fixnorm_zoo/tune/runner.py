@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fixnorm_zoo.errors import FixNormZooError, RecipeError, TrainingDiverged
-from fixnorm_zoo.search import Params, Space, lattice, param_key, run_search
+from fixnorm_zoo.tune.strategies import Params, Space, lattice, param_key, run_search
 
 KNOBS = {"fixnorm": ("fc_norm", "lr"), "wd": ("weight_decay", "lr")}
 """The knobs each method tunes, in search order (the regularizer first, then the LR)."""
@@ -109,7 +109,7 @@ class TrialLog:
     def _append(self, record: dict[str, Any]) -> None:
         if not self.writer:
             return
-        from fixnorm_zoo.atomic import atomic_write_text, file_lock
+        from fixnorm_zoo.utils.atomic import atomic_write_text, file_lock
 
         with file_lock(self.path):  # the whole log rewritten atomically: a kill never leaves half a line
             old = self.path.read_text() if self.path.exists() else ""
@@ -128,9 +128,9 @@ def _run_trial(
     recipe, params: Params, proxy: dict[str, Any], run_dir: Path, *, accelerator, progress: bool
 ) -> dict[str, Any]:
     """One proxy run of the engine on the tuner's shared accelerator; a failure is recorded, not raised."""
+    from fixnorm_zoo.engine.rundir import RunDir
+    from fixnorm_zoo.engine.train import train
     from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.rundir import RunDir
-    from fixnorm_zoo.train import train
 
     record: dict[str, Any] = {"trial": param_key(params), "params": params}
     t0 = time.perf_counter()
@@ -211,8 +211,8 @@ def tune(
         "seed": recipe.seed,
         "start": start,
     }
+    from fixnorm_zoo.engine.train import make_accelerator
     from fixnorm_zoo.recipe import load_recipe
-    from fixnorm_zoo.train import make_accelerator
 
     # one accelerator for every trial (accelerate's state is per process); the proxy recipe sets what it needs.
     # Its rank decides which process writes the trial log (every process runs the same search).
@@ -255,7 +255,7 @@ def _write_outputs(
     extra_sets: tuple[str, ...],
 ) -> None:
 
-    from fixnorm_zoo.atomic import atomic_write_text
+    from fixnorm_zoo.utils.atomic import atomic_write_text
 
     table = io.StringIO()
     w = csv.writer(table, lineterminator="\n")

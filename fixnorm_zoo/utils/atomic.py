@@ -8,15 +8,18 @@ writers with one fixed temp name overwrite each other's) and never left behind.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
+import io
 import os
 import shutil
 import signal
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "atomic_write_bytes",
@@ -142,6 +145,36 @@ def file_lock(path: str | Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def append_csv_rows(
+    path: str | Path,
+    rows: list[dict[str, Any]],
+    *,
+    columns: Sequence[str],
+    check: Callable[[Path], None] | None = None,
+) -> None:
+    """Append ``rows`` to the CSV file ``path`` (its header written first when the file is new or empty) under
+    :func:`file_lock`, rewriting the file atomically: a kill never leaves half a row, two writers never lose one.
+
+    Why the whole file is rewritten: appending in place is not atomic. The existing bytes are kept as they are (a
+    user's file is never reformatted); only the new rows are formatted, in ``columns`` order (missing keys empty).
+
+    Args:
+        check: called on ``path`` under the lock before anything is written, e.g. to refuse a file whose header is
+            not ``columns``.
+    """
+    path = Path(path)
+    with file_lock(path):
+        if check is not None:
+            check(path)
+        old = path.read_text() if path.is_file() else ""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+        if not old:
+            writer.writeheader()
+        writer.writerows([{k: row.get(k, "") for k in columns} for row in rows])
+        atomic_write_text(path, old + out.getvalue())
 
 
 def fault_point(name: str) -> None:

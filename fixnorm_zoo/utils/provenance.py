@@ -13,6 +13,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from fixnorm_zoo.utils.resources import CHECKOUT_DIR
+
 __all__ = ["code_revision", "cpu_model", "hardware", "library_versions", "provenance"]
 
 LIBRARIES = ("fixnorm_zoo", "torch", "timm", "accelerate", "huggingface_hub", "safetensors", "datasets")
@@ -54,7 +56,7 @@ def code_revision() -> str | None:
     """The git commit of the checkout the package is imported from (``+dirty`` with uncommitted changes to the
     package or the recipes), or None
     for an installed wheel (its version then says which code ran)."""
-    root = Path(__file__).resolve().parent.parent
+    root = CHECKOUT_DIR
     if not (root / ".git").exists():
         return None
     try:

@@ -10,10 +10,15 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+"""The installed (or checked-out) ``fixnorm_zoo`` folder: its data files (``zoo.json``, ``bundled/``) live here."""
+CHECKOUT_DIR = PACKAGE_DIR.parent
+"""The folder above the package: a checkout's root (with ``.git``, ``recipes/``), or site-packages when installed."""
+
 
 def package_data_dir(folder: str) -> Path:
     """The installed ``fixnorm_zoo.<folder>`` package's directory, else the checkout's root ``<folder>/``."""
     try:
         return Path(str(importlib.resources.files(f"fixnorm_zoo.{folder}")))
     except ModuleNotFoundError:  # a checkout on sys.path without an install: the root folder itself
-        return Path(__file__).resolve().parent.parent / folder
+        return CHECKOUT_DIR / folder

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.resources import package_data_dir
+from fixnorm_zoo.utils.resources import package_data_dir
 
 CARDS_DIR = package_data_dir("model_cards")
 TEMPLATE = CARDS_DIR / "template.md"
@@ -44,7 +44,7 @@ def render_card(
     run (default: ``recipe`` written out)."""
     from huggingface_hub import ModelCard
 
-    from fixnorm_zoo.architectures import REGISTERED_MODELS
+    from fixnorm_zoo.models.resnet9s import REGISTERED_MODELS
 
     dataset_name = DATASETS[recipe.dataset][0]
     split = summary.get("eval_split", "test")
@@ -176,8 +176,8 @@ def render_repo_card(
     import csv
     import json
 
-    from fixnorm_zoo.hub import WEIGHTS_FILE, sha256_file
     from fixnorm_zoo.recipe import load_recipe
+    from fixnorm_zoo.zoo.hub import WEIGHTS_FILE, sha256_file
 
     hparams = folder / "train_hparams.yaml"
     recipe = load_recipe(str(hparams))

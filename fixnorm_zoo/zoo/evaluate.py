@@ -8,9 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from fixnorm_zoo.engine.metrics import (
+    TTA_MODES,
+    accuracy_counts,
+    append_results_row,
+    check_results_csv,
+    results_row,
+)
+from fixnorm_zoo.engine.rundir import RunDir
 from fixnorm_zoo.errors import DataError, ResultsNotSaved
-from fixnorm_zoo.metrics import TTA_MODES, accuracy_counts, append_results_row, check_results_csv, results_row
-from fixnorm_zoo.rundir import RunDir
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -22,7 +28,8 @@ def load_run(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
     ``(model, eval config, run name)``."""
     from safetensors.torch import load_file
 
-    from fixnorm_zoo.models import create_model, eval_config
+    from fixnorm_zoo.data.transforms import eval_config
+    from fixnorm_zoo.models.build import model_from_recipe
     from fixnorm_zoo.recipe import load_recipe
 
     run_dir = Path(run_dir)
@@ -31,7 +38,7 @@ def load_run(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
     weights = run.final_weights()
     if weights is None:
         raise FileNotFoundError(f"{run_dir} has no weights.safetensors: has its training finished?")
-    model = create_model(recipe)
+    model = model_from_recipe(recipe)
     from safetensors import SafetensorError
 
     try:
@@ -56,7 +63,7 @@ def load_source(source: str, *, mirror: str | Path | None = None) -> tuple[nn.Mo
     from timm.data import resolve_data_config
 
     from fixnorm_zoo.errors import UnknownModelError
-    from fixnorm_zoo.loading import load, pretrained_cfg_of, resolve_info
+    from fixnorm_zoo.zoo.pretrained import load, pretrained_cfg_of, resolve_info
 
     is_path = source.startswith((".", "/")) or source.endswith("/")
     if not is_path:
@@ -69,7 +76,7 @@ def load_source(source: str, *, mirror: str | Path | None = None) -> tuple[nn.Mo
             model = load(info.name, mirror=mirror)
             return model, {**pretrained_cfg_of(info), "num_classes": info.num_classes}, info.name
     if source.startswith("hf-hub:"):
-        import fixnorm_zoo.architectures  # noqa: F401  (a zoo repo of a small-input model)
+        import fixnorm_zoo.models.resnet9s  # noqa: F401  (a zoo repo of a small-input model)
 
         model = timm.create_model(source, pretrained=True)
         cfg = resolve_data_config({}, model=model)
@@ -82,7 +89,7 @@ def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: in
     """Evaluation batches with the model's own eval transform; returns (batches, disjoint_shards, num_classes)."""
 
     if data == "fashion_mnist" or data.startswith("fashion_mnist:"):
-        from fixnorm_zoo.fashion_mnist import InMemoryLoader, load_fashion_mnist
+        from fixnorm_zoo.data.fashion_mnist import InMemoryLoader, load_fashion_mnist
 
         data_dir = data.partition(":")[2] or None
         if tuple(cfg["input_size"]) != (1, 28, 28):
@@ -104,14 +111,14 @@ def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: in
     import torch.utils.data
     from torchvision.datasets import ImageFolder
 
-    from fixnorm_zoo.models import eval_transform
+    from fixnorm_zoo.data.transforms import eval_transform
 
     root = Path(data)
     folder = root / "val" if (root / "val").is_dir() else root
     if not folder.is_dir():
         raise DataError(f"evaluation data {data!r} is neither 'fashion_mnist' nor an image folder")
     transform = eval_transform(cfg)
-    from fixnorm_zoo.image_folder import open_image
+    from fixnorm_zoo.data.imagenet import open_image
 
     mode = "L" if cfg["input_size"][0] == 1 else "RGB"
     dataset = ImageFolder(str(folder), transform=transform, loader=lambda p: open_image(p, mode))
@@ -142,7 +149,7 @@ def evaluate(
         results_csv: append the row (timm's results columns) to this CSV (single-view evaluations only).
         tta: ``"flip"`` averages each image's logits with its mirror's (reported as ``tta`` in the row).
         mirror: a folder in the Hub's layout to read a zoo model's weights from (default: ``$FIXNORM_ZOO_HUB``).
-        accelerator: an ``accelerate.Accelerator`` to evaluate with (as :func:`fixnorm_zoo.train.train` takes one);
+        accelerator: an ``accelerate.Accelerator`` to evaluate with (as :func:`fixnorm_zoo.engine.train.train` takes one);
             default: a new one (CPU processes all-reduce over gloo).
 
     Raises:

@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fixnorm_zoo.errors import FixNormZooError, IntegrityError, WeightsUnavailable
-from fixnorm_zoo.registry import ModelInfo
+from fixnorm_zoo.utils.resources import PACKAGE_DIR
+from fixnorm_zoo.zoo.registry import ModelInfo
 
 if TYPE_CHECKING:
-    from fixnorm_zoo.registry import Registry
+    from fixnorm_zoo.zoo.registry import Registry
 
 MIRROR_ENV = "FIXNORM_ZOO_HUB"
 WEIGHTS_FILE = "model.safetensors"
-BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_DIR = PACKAGE_DIR / "bundled"
 """Weights shipped inside the package, in the Hub's layout (``ORG/NAME/model.safetensors``), for entries whose
 registry record says ``hub.bundled``: read-only package data, sha256-checked like a download."""
 

@@ -2,7 +2,7 @@
 
 The model is built from the registry (a timm architecture + ``model_args``) with its eval preprocessing as timm's
 ``pretrained_cfg`` (so ``timm.data.resolve_data_config(model=model)``, timm's ``validate.py`` and
-``get_transforms`` agree), and the weights come from :func:`fixnorm_zoo.hub.read_verified_weights` (pinned
+``get_transforms`` agree), and the weights come from :func:`fixnorm_zoo.zoo.hub.read_verified_weights` (pinned
 revision, sha256 checked on the very bytes that are deserialized, safetensors only).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fixnorm_zoo.errors import FixNormZooError, IntegrityError
-from fixnorm_zoo.registry import ModelInfo, Registry
+from fixnorm_zoo.zoo.registry import ModelInfo, Registry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -22,7 +22,7 @@ HF_HUB_PREFIX = "hf-hub:"
 
 def pretrained_cfg_of(info: ModelInfo) -> dict:
     """The entry's timm ``pretrained_cfg`` overlay: its eval setting, head, label names and license."""
-    from fixnorm_zoo.models import label_names_for, zoo_pretrained_cfg
+    from fixnorm_zoo.models.build import label_names_for, zoo_pretrained_cfg
 
     return zoo_pretrained_cfg(
         info.eval_setting,
@@ -32,9 +32,9 @@ def pretrained_cfg_of(info: ModelInfo) -> dict:
     )
 
 
-def build_model(info: ModelInfo) -> nn.Module:
+def model_from_entry(info: ModelInfo) -> nn.Module:
     """The entry's architecture, randomly initialized, with its eval preprocessing as ``pretrained_cfg``."""
-    from fixnorm_zoo.models import build_timm_model
+    from fixnorm_zoo.models.build import build_timm_model
 
     return build_timm_model(
         info.architecture,
@@ -95,11 +95,11 @@ def load(
             f"load(num_classes={num_classes!r}): give a positive number of classes, or None"
         )
     info = resolve_info(name, registry=Registry(registry) if registry else None)
-    model = build_model(info)
+    model = model_from_entry(info)
     if pretrained:
         from safetensors.torch import load as load_safetensors
 
-        from fixnorm_zoo.hub import read_verified_weights
+        from fixnorm_zoo.zoo.hub import read_verified_weights
 
         data = read_verified_weights(
             info, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, mirror=mirror
@@ -128,7 +128,7 @@ def load(
 
 def get_transforms(name: str, *, registry: str | Path | None = None):
     """The eval transform of a zoo model (PIL image -> normalized tensor), built by timm from its eval setting."""
-    from fixnorm_zoo.models import eval_transform
+    from fixnorm_zoo.data.transforms import eval_transform
 
     info = resolve_info(name, registry=Registry(registry) if registry else None)
     return eval_transform(pretrained_cfg_of(info))

@@ -15,9 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.atomic import check_writable_target, fault_point
+from fixnorm_zoo.data.transforms import EVAL_KEYS, REQUIRED_EVAL_KEYS
+from fixnorm_zoo.engine.rundir import RunDir
 from fixnorm_zoo.errors import DataError, PublishRefused, UnknownModelError
-from fixnorm_zoo.hub import (
+from fixnorm_zoo.utils.atomic import check_writable_target, fault_point
+from fixnorm_zoo.utils.names import NAME, NAME_RULE
+from fixnorm_zoo.zoo.hub import (
     WEIGHTS_FILE,
     check_hub_reachable,
     check_repo_id,
@@ -25,9 +28,6 @@ from fixnorm_zoo.hub import (
     mirror_repo_dir,
     sha256_file,
 )
-from fixnorm_zoo.rundir import RunDir
-
-EVAL_KEYS = ("input_size", "crop_pct", "interpolation", "mean", "std")
 
 
 def _read_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -37,7 +37,7 @@ def _read_run(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     if not run.is_finished():
         raise PublishRefused(f"{run_dir} has no {RunDir.SUMMARY}: only a finished run can be published")
     summary = _read_summary(run_dir)
-    missing = [k for k in EVAL_KEYS if summary.get("eval_setting", {}).get(k) is None]
+    missing = [k for k in REQUIRED_EVAL_KEYS if summary.get("eval_setting", {}).get(k) is None]
     if missing:
         raise PublishRefused(
             f"{run_dir}: eval settings {missing} are unknown; the claim cannot be re-measured"
@@ -97,7 +97,7 @@ def publish(
         PublishRefused: the claim is not confirmed or cannot be checked, or the publish would replace what it
             must not (a published entry without ``replace``, a non-empty ``dry_run`` folder).
     """
-    from fixnorm_zoo.registry import NAME, ModelInfo, Registry
+    from fixnorm_zoo.zoo.registry import ModelInfo, Registry
 
     run_dir = Path(run_dir)
     recipe, summary = _read_run(run_dir)
@@ -108,9 +108,7 @@ def publish(
     existing = _existing_entry(reg, name or recipe.name, may_replace=replace or bool(dry_run))
     zoo_name = existing.name if existing else (name or recipe.name)
     if not NAME.fullmatch(zoo_name):
-        raise PublishRefused(
-            f"--name {zoo_name!r}: a zoo name is letters, digits, '_', '.', '-' (at most 128, no leading dot)"
-        )
+        raise PublishRefused(f"--name {zoo_name!r}: a zoo name is {NAME_RULE}")
     target = None if dry_run else mirror_dir(mirror)
     dest = mirror_repo_dir(target, repo_id) if target is not None else None
     if dry_run and Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):
@@ -206,7 +204,7 @@ def _existing_entry(reg, name: str, *, may_replace: bool):
 
 def _reverify(run_dir: Path, summary: dict[str, Any], *, data: str, tolerance: float) -> dict[str, Any]:
     """The publish gate: evaluate the run's weights again, with their eval transform, and compare with the claim."""
-    from fixnorm_zoo.evaluate import evaluate
+    from fixnorm_zoo.zoo.evaluate import evaluate
 
     measured = evaluate(str(run_dir), data=data)
     claim = float(summary["top1"])
@@ -387,7 +385,7 @@ def _alive(pid: int) -> bool:
 
 def _write_repo_folder_or_fail(run_dir: Path, folder: Path, **kwargs) -> None:
     """:func:`_write_repo_folder`, with safetensors' own I/O error (a full disk, say) raised as the OSError it is."""
-    from fixnorm_zoo.atomic import writer_errors_as_os_errors
+    from fixnorm_zoo.utils.atomic import writer_errors_as_os_errors
 
     with writer_errors_as_os_errors(folder):
         _write_repo_folder(run_dir, folder, **kwargs)
@@ -410,9 +408,8 @@ def _write_repo_folder(
 ) -> None:
     from timm.models import save_for_hf
 
-    from fixnorm_zoo.cards import render_repo_card
-    from fixnorm_zoo.evaluate import load_run
-    from fixnorm_zoo.models import EVAL_KEYS
+    from fixnorm_zoo.zoo.cards import render_repo_card
+    from fixnorm_zoo.zoo.evaluate import load_run
 
     folder.mkdir(parents=True, exist_ok=True)
     model, eval_cfg, _ = load_run(run_dir)
@@ -443,7 +440,12 @@ def _write_repo_folder(
 
         comparison = "fixnorm_vs_wd.png"
         plot_comparison(
-            method_pair({recipe.method: run_dir, twin_summary["method"]: twin}),
+            method_pair(
+                {
+                    recipe.method: RunDir(run_dir).read_history(),
+                    twin_summary["method"]: RunDir(twin).read_history(),
+                }
+            ),
             folder / comparison,
             title=f"{zoo_name}: FixNorm vs weight decay",
         )
@@ -481,7 +483,7 @@ and where it ran (code revision, library versions, hardware) for training and fo
 def _write_provenance_files(
     run_dir: Path, folder: Path, *, measured: dict[str, Any], summary: dict[str, Any]
 ) -> None:
-    from fixnorm_zoo.provenance import provenance
+    from fixnorm_zoo.utils.provenance import provenance
 
     run = RunDir(run_dir)
     shutil.copyfile(run.recipe_file, folder / "train_hparams.yaml")
@@ -507,8 +509,8 @@ def write_measurement_files(folder: Path, *, measured: dict[str, Any], record: d
     import io
     import json
 
-    from fixnorm_zoo.atomic import atomic_write_text
-    from fixnorm_zoo.metrics import RESULTS_COLUMNS
+    from fixnorm_zoo.engine.metrics import RESULTS_COLUMNS
+    from fixnorm_zoo.utils.atomic import atomic_write_text
 
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")

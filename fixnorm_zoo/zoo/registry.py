@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
+from fixnorm_zoo.utils.names import NAME, NAME_RULE
+from fixnorm_zoo.utils.resources import PACKAGE_DIR
 
-REGISTRY_FILE = Path(__file__).resolve().parent / "zoo.json"
+REGISTRY_FILE = PACKAGE_DIR / "zoo.json"
 STATUSES = ("recipe", "published", "retired")
 """recipe: no weights yet; published: weights pinned by sha256; retired: an older model kept on record (its numbers,
 its sha256) but no longer served, ``superseded_by`` naming what replaced it."""
@@ -50,7 +52,7 @@ class ModelInfo:
     ``eval_setting``; ``paper_top1`` is what the FixNorm paper reports, where it reports one."""
 
     name: str
-    architecture: str  # a timm name (stock, or registered by fixnorm_zoo.architectures)
+    architecture: str  # a timm name (stock, or registered by fixnorm_zoo.models.resnet9s)
     dataset: Literal["imagenet", "fashion_mnist"]
     recipe: str  # a recipe shipped with the package, e.g. "fashion_mnist/resnet18_fixnorm"
     method: Literal["fixnorm", "wd"] = "fixnorm"
@@ -115,8 +117,6 @@ class ModelInfo:
         return f"fixnorm-zoo train {self.recipe}"
 
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-"""A zoo name or alias (and a hub file name): printable, no path separator, no leading dot."""
 MAX_REGISTRY_BYTES = 16 << 20
 
 
@@ -124,14 +124,12 @@ def _check_entry(d: dict[str, Any]) -> None:
     name = d.get("name")
     where = f"registry entry {name!r}"
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise FixNormZooError(
-            f"{where}: a name is letters, digits, '_', '.', '-' (at most 128, no leading dot)"
-        )
+        raise FixNormZooError(f"{where}: a name is {NAME_RULE}")
     aliases = d.get("aliases", [])
     if not isinstance(aliases, list | tuple) or not all(
         isinstance(a, str) and NAME.fullmatch(a) for a in aliases
     ):
-        raise FixNormZooError(f"{where}: aliases must be a list of names (letters, digits, '_', '.', '-')")
+        raise FixNormZooError(f"{where}: aliases must be a list of names ({NAME_RULE})")
     for key in ("architecture", "dataset", "recipe"):
         if not isinstance(d.get(key), str) or not d[key]:
             raise FixNormZooError(f"{where}: {key} must be a non-empty string")
@@ -332,7 +330,7 @@ class Registry:
         Raises:
             FixNormZooError: the entry exists and ``replace`` is False.
         """
-        from fixnorm_zoo.atomic import file_lock
+        from fixnorm_zoo.utils.atomic import file_lock
 
         if len(self.layers) > 1:  # the user's file over the package's: its folder may not exist yet
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,7 +349,7 @@ class Registry:
         Raises:
             UnknownModelError: there is no entry of that name.
         """
-        from fixnorm_zoo.atomic import file_lock
+        from fixnorm_zoo.utils.atomic import file_lock
 
         with file_lock(self.path):
             data = self._data()
@@ -363,13 +361,13 @@ class Registry:
 
     def write(self, data: dict[str, Any]) -> None:
         """Replace the whole file's ``{"models": [...]}`` (the registry tools), atomic and locked."""
-        from fixnorm_zoo.atomic import file_lock
+        from fixnorm_zoo.utils.atomic import file_lock
 
         with file_lock(self.path):
             self._write(data)
 
     def _write(self, data: dict[str, Any]) -> None:
-        from fixnorm_zoo.atomic import atomic_write_text
+        from fixnorm_zoo.utils.atomic import atomic_write_text
 
         for d in data["models"]:
             ModelInfo.from_dict(d)  # never write an entry that cannot be read back

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.registry import ModelInfo, Registry
+from fixnorm_zoo.zoo.registry import ModelInfo, Registry
 
 __all__ = ["PAPER_ID", "register_timm_tags", "timm_pretrained_cfg"]
 
@@ -79,7 +79,7 @@ def register_timm_tags(*, registry: str | Path | None = None) -> list[str]:
     import timm.models
     from timm.models import generate_default_cfgs, get_arch_pretrained_cfgs, model_entrypoint, register_model
 
-    import fixnorm_zoo.architectures  # noqa: F401  (registers resnet9s)
+    import fixnorm_zoo.models.resnet9s  # noqa: F401  (registers resnet9s)
 
     by_arch: dict[str, list[ModelInfo]] = defaultdict(list)
     for m in Registry(registry).models():
