@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fixnorm_zoo.engine.rundir import RunDir
+from fixnorm_zoo.errors import OutputError
 
 DEMO_RECIPE = "fashion_mnist/demo_fixnorm"
 TWIN_RECIPE = "fashion_mnist/demo_wd"
@@ -73,7 +74,6 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     """Train, evaluate, publish to ``output_dir/hub``, load back, draw predictions; print what was written.
     ``overrides`` change the demo recipe (the tests shrink it)."""
     from fixnorm_zoo.engine.train import train
-    from fixnorm_zoo.errors import FixNormZooError
     from fixnorm_zoo.recipe import load_recipe
     from fixnorm_zoo.zoo.evaluate import evaluate
     from fixnorm_zoo.zoo.publish import publish
@@ -88,7 +88,7 @@ def run_demo(*, output_dir: Path, data_dir: str | None = None, overrides: dict |
     )
     marker = output_dir / MARKER
     if output_dir.exists() and any(output_dir.iterdir()) and not marker.is_file():
-        raise FixNormZooError(
+        raise OutputError(
             f"--output {output_dir}: the folder exists and was not made by an earlier demo; the demo writes only "
             "into a new or empty folder, or one it made before. Name another folder."
         )

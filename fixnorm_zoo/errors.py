@@ -13,6 +13,34 @@ class RecipeError(FixNormZooError, ValueError):
     allowed."""
 
 
+class UsageError(FixNormZooError, ValueError):
+    """An argument's value cannot work (a batch size of 0, an unknown mode, a malformed repo id): the message names
+    the argument, the value and what to give instead."""
+
+
+class RegistryError(FixNormZooError, ValueError):
+    """A registry file (``zoo.json``) or one of its entries is malformed, or a name in it is taken: the message
+    names the file or the entry."""
+
+
+class RegistryNotFound(RegistryError, FileNotFoundError):
+    """The registry file named does not exist."""
+
+
+class OutputError(FixNormZooError, ValueError):
+    """A file or folder named for a command's output cannot be used as asked (a results CSV with other columns, a
+    folder this command did not make, a trial log written for other settings): nothing was written to it."""
+
+
+class CorruptFile(FixNormZooError, ValueError):
+    """A file the package wrote and reads back (a trial log) is damaged or was edited: the message names the file,
+    the line and how to recover."""
+
+
+class MissingExtra(FixNormZooError, ModuleNotFoundError):
+    """A feature needs an optional dependency that is not installed: the message gives the ``pip install`` line."""
+
+
 class DataError(FixNormZooError, ValueError):
     """Training or evaluation data does not fit the model or the recipe, or cannot be read."""
 
@@ -38,7 +66,8 @@ class IntegrityError(FixNormZooError, ValueError):
 
 
 class PublishRefused(FixNormZooError, RuntimeError):
-    """The re-evaluation does not confirm the run's claim, or the run cannot be re-evaluated as recorded."""
+    """The re-evaluation does not confirm the run's claim, the run cannot be re-evaluated as recorded, or a release
+    folder holds what the zoo never uploads (pickles)."""
 
 
 class ResultsNotSaved(FixNormZooError, OSError):

@@ -90,3 +90,40 @@ def test_docs_never_offer_the_launchers_accumulation_flag() -> None:
         for m in re.finditer(r"--gradient_accumulation_steps", text):
             around = text[max(0, m.start() - 300) : m.end() + 300]
             assert "DeepSpeed" in around and "grad_accum_steps" in around, f"{page.name}: {around!r}"
+
+
+def _package_sources() -> list[Path]:
+    return sorted((Path(__file__).resolve().parent.parent / "fixnorm_zoo").rglob("*.py"))
+
+
+def test_every_raise_is_a_specific_error_class_never_the_bare_base() -> None:
+    """A user's ``except ValueError`` / ``except LookupError`` must catch what the package raises: every error is a
+    subclass that is also the fitting builtin, so the base class itself is never raised."""
+    import ast
+
+    bare = []
+    for path in _package_sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                if isinstance(func, ast.Name) and func.id == "FixNormZooError":
+                    bare.append(f"{path.name}:{node.lineno}")
+    assert not bare, f"bare FixNormZooError raised at {bare}: raise the subclass that fits"
+
+
+def test_raises_sections_name_errors_the_package_raises() -> None:
+    """A ``Raises:`` docstring section that names a package error class names one that some code raises (and never
+    the bare base class, which nothing raises)."""
+    import re
+
+    from fixnorm_zoo import errors
+
+    ours = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.FixNormZooError)}
+    text = "\n".join(p.read_text() for p in _package_sources())
+    raised = set(re.findall(r"(?:raise|return) (\w+)\(", text))  # a helper may build the error its caller raises
+    documented = set()
+    for section in re.findall(r"Raises:\n((?:\s{8,}.*\n)+)", text):
+        documented |= set(re.findall(r"^\s+(\w+):", section, re.M))
+    named = documented & ours
+    assert "FixNormZooError" not in named, "a Raises: section names the base class; name the subclass raised"
+    assert named <= raised, f"Raises: sections name {sorted(named - raised)}, which no code raises"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fixnorm_zoo.errors import DataError, FixNormZooError
+from fixnorm_zoo.errors import DataError, OutputError, UsageError
 from fixnorm_zoo.utils.atomic import (
     append_csv_rows,
     check_writable_target,
@@ -57,7 +57,7 @@ def accuracy_counts(
             mean of the logits of each image and its horizontal mirror).
     """
     if tta not in TTA_MODES:
-        raise FixNormZooError(f"tta={tta!r}: choose one of {TTA_MODES}")
+        raise UsageError(f"tta={tta!r}: choose one of {TTA_MODES}")
     was_training = model.training
     model.eval()
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
@@ -111,20 +111,18 @@ def check_results_csv(path: Path) -> None:
     """Before any evaluation work: the results CSV must be a regular file (or creatable) with timm's columns; a
     symlink, device or FIFO is refused, never replaced."""
     if path.is_dir():
-        raise FixNormZooError(f"--results-csv {path} is a directory: name a CSV file")
+        raise OutputError(f"--results-csv {path} is a directory: name a CSV file")
     try:
         check_writable_target(path)
     except FileExistsError as e:
-        raise FixNormZooError(f"--results-csv: {e}") from None
+        raise OutputError(f"--results-csv: {e}") from None
     if not path.parent.is_dir():
-        raise FixNormZooError(
-            f"--results-csv {path}: its folder {path.parent} does not exist; create it first"
-        )
+        raise OutputError(f"--results-csv {path}: its folder {path.parent} does not exist; create it first")
     if path.is_file() and path.stat().st_size:
         with open(path, newline="") as f:
             header = f.readline().strip().split(",")
         if tuple(header) != RESULTS_COLUMNS:
-            raise FixNormZooError(
+            raise OutputError(
                 f"--results-csv {path} has the columns {header}, not timm's {list(RESULTS_COLUMNS)}: name another file"
             )
 

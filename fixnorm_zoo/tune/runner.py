@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fixnorm_zoo.errors import FixNormZooError, RecipeError, TrainingDiverged
+from fixnorm_zoo.errors import CorruptFile, OutputError, RecipeError, TrainingDiverged
 from fixnorm_zoo.tune.strategies import Params, Space, lattice, param_key, run_search
 
 KNOBS = {"fixnorm": ("fc_norm", "lr"), "wd": ("weight_decay", "lr")}
@@ -82,14 +82,14 @@ class TrialLog:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise FixNormZooError(
+                    raise CorruptFile(
                         f"{path} line {number} is not a JSON record ({e.msg}): restore the log, or delete that line "
                         "to run its trial again"
                     ) from None
                 if not isinstance(record, dict) or (
                     lines and not {"trial", "params", "status"} <= set(record)
                 ):
-                    raise FixNormZooError(
+                    raise CorruptFile(
                         f"{path} line {number} is not a trial record: restore the log, or delete that line to run its "
                         "trial again"
                     )
@@ -98,7 +98,7 @@ class TrialLog:
             if isinstance(written, dict) and "recipe_sha256" not in written:  # a log from before the hash pin
                 meta = {k: v for k, v in meta.items() if k != "recipe_sha256"}
             if lines and written != meta:
-                raise FixNormZooError(
+                raise OutputError(
                     f"{path} was written for other settings ({lines[0].get('meta')}); use another --output"
                 )
             self.records = {r["trial"]: r for r in lines[1:]}

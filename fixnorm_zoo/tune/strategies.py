@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from fixnorm_zoo.errors import FixNormZooError, RecipeError
+from fixnorm_zoo.errors import MissingExtra, RecipeError
 
 Params = dict[str, float]
 Space = dict[str, list[float]]
@@ -146,7 +146,7 @@ def search_tpe(
     try:
         import optuna
     except ImportError as e:  # pragma: no cover - optuna is a dev/tuning extra
-        raise FixNormZooError("strategy 'tpe' needs optuna: pip install 'fixnorm_zoo[tune]'") from e
+        raise MissingExtra("strategy 'tpe' needs optuna: pip install 'fixnorm_zoo[tune]'") from e
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     study = optuna.create_study(direction="maximize", sampler=sampler)

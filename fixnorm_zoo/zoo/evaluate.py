@@ -16,7 +16,7 @@ from fixnorm_zoo.engine.metrics import (
     results_row,
 )
 from fixnorm_zoo.engine.rundir import RunDir
-from fixnorm_zoo.errors import DataError, ResultsNotSaved
+from fixnorm_zoo.errors import DataError, ResultsNotSaved, UsageError
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -154,22 +154,24 @@ def evaluate(
 
     Raises:
         DataError: the data is missing, or its classes or channels do not match the model.
+        UsageError: an unknown ``tta``, TTA with a results CSV, a batch size or worker count out of range.
+        OutputError: ``results_csv`` is a folder, sits in a missing folder or has other columns.
     """
     from accelerate import Accelerator
 
-    from fixnorm_zoo.errors import DataError, FixNormZooError
+    from fixnorm_zoo.errors import DataError
 
     if tta not in TTA_MODES:
-        raise FixNormZooError(f"tta={tta!r}: choose one of {TTA_MODES}")
+        raise UsageError(f"tta={tta!r}: choose one of {TTA_MODES}")
     if tta != "none" and results_csv is not None:
-        raise FixNormZooError(
+        raise UsageError(
             "a results CSV holds single-view rows (timm's columns, as validate.py measures them): drop the TTA "
             "option or the results CSV"
         )
     if isinstance(batch_size, bool) or batch_size < 1:
-        raise FixNormZooError(f"--batch-size {batch_size}: give a positive number of images per batch")
+        raise UsageError(f"--batch-size {batch_size}: give a positive number of images per batch")
     if isinstance(workers, bool) or workers < 0:
-        raise FixNormZooError(f"--workers {workers}: give 0 (load in this process) or a positive number")
+        raise UsageError(f"--workers {workers}: give 0 (load in this process) or a positive number")
     if results_csv is not None:
         check_results_csv(Path(results_csv))
     if accelerator is None:

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fixnorm_zoo.errors import FixNormZooError, IntegrityError, WeightsUnavailable
+from fixnorm_zoo.errors import IntegrityError, PublishRefused, UsageError, WeightsUnavailable
 from fixnorm_zoo.utils.resources import PACKAGE_DIR
 from fixnorm_zoo.zoo.registry import ModelInfo
 
@@ -58,9 +58,9 @@ def check_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise FixNormZooError(f"repo id {repo_id!r} is not a Hub ORG/NAME: {e}") from e
+        raise UsageError(f"repo id {repo_id!r} is not a Hub ORG/NAME: {e}") from e
     if repo_id.count("/") != 1:
-        raise FixNormZooError(f"repo id {repo_id!r}: give it as ORG/NAME (e.g. fixnorm-zoo/fmnist_resnet9s)")
+        raise UsageError(f"repo id {repo_id!r}: give it as ORG/NAME (e.g. fixnorm-zoo/fmnist_resnet9s)")
     return repo_id
 
 
@@ -69,14 +69,14 @@ def mirror_repo_dir(mirror: str | Path, repo_id: str) -> Path:
     root = Path(mirror).resolve()
     path = (root / check_repo_id(repo_id)).resolve()
     if not path.is_relative_to(root):
-        raise FixNormZooError(f"repo id {repo_id!r} resolves outside the mirror {root}: refused")
+        raise UsageError(f"repo id {repo_id!r} resolves outside the mirror {root}: refused")
     return path
 
 
 def mirror_dir(mirror: str | Path | None = None) -> Path | None:
     """The mirror to use: the argument, else ``$FIXNORM_ZOO_HUB``, else None (the Hub)."""
     if mirror is not None and not str(mirror).strip():
-        raise FixNormZooError(
+        raise UsageError(
             "the mirror named is an empty string (an unset shell variable?): name a folder with --mirror / mirror=, "
             "or leave it out to use the Hub"
         )
@@ -97,8 +97,9 @@ def fetch_weights(
     :func:`read_verified_weights` reads and checks it.
 
     Raises:
-        FixNormZooError: the entry has no published weights, or the file cannot be had (offline and not cached,
-            missing from the mirror, unknown repo or revision, a revision asked of a mirror).
+        WeightsUnavailable: the entry has no published weights, or the file cannot be had (offline and not cached,
+            missing from the mirror, unknown repo or revision).
+        UsageError: a revision asked of a mirror, or an empty mirror path.
     """
     hub = info.hub
     if info.status == "retired":
@@ -114,7 +115,7 @@ def fetch_weights(
     root = mirror_dir(mirror)
     if root is not None:
         if revision is not None:
-            raise FixNormZooError(
+            raise UsageError(
                 f"{info.name}: revision={revision!r} cannot be honoured by the mirror {root} (a mirror holds one "
                 f"version per repo); drop the revision, or unset {MIRROR_ENV} / mirror= / --mirror to download from the Hub"
             )
@@ -192,13 +193,13 @@ def _download(info: ModelInfo, *, revision: str, cache_dir, local_files_only) ->
             f"or name a mirror folder (mirror= in Python, --mirror on the command line, or {MIRROR_ENV})."
         ) from e
     except RepositoryNotFoundError as e:
-        raise FixNormZooError(
+        raise WeightsUnavailable(
             f"{info.name}: Hub repo {hub.repo_id} not found (private without a token?)"
         ) from e
     except RevisionNotFoundError as e:
-        raise FixNormZooError(f"{info.name}: revision {revision} not found in {hub.repo_id}") from e
+        raise WeightsUnavailable(f"{info.name}: revision {revision} not found in {hub.repo_id}") from e
     except EntryNotFoundError as e:
-        raise FixNormZooError(f"{info.name}: {hub.filename} not found in {hub.repo_id}@{revision}") from e
+        raise WeightsUnavailable(f"{info.name}: {hub.filename} not found in {hub.repo_id}@{revision}") from e
 
 
 RELEASE_FILES = (
@@ -262,8 +263,10 @@ def push_release(
     pinned commit already holds these files).
 
     Raises:
-        FixNormZooError: a repo folder is missing, holds a pickle, or its weights are not the registry's; an
-            unknown name (UnknownModelError) or one that has no published weights.
+        WeightsUnavailable: a repo folder is missing, or a name has no published weights.
+        PublishRefused: a repo folder holds a pickle.
+        IntegrityError: a folder's weights are not the registry's.
+        UnknownModelError: an unknown name.
     """
     import fnmatch
 
@@ -281,11 +284,13 @@ def push_release(
         folder = mirror_repo_dir(release, info.hub.repo_id)
         if not folder.is_dir():
             if names is not None:
-                raise FixNormZooError(f"{info.name}: {folder} does not exist in the release folder {release}")
+                raise WeightsUnavailable(
+                    f"{info.name}: {folder} does not exist in the release folder {release}"
+                )
             continue
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
-            raise FixNormZooError(
+            raise PublishRefused(
                 f"{info.name}: {folder} holds pickle files {pickles}: nothing pushed; the zoo ships safetensors only, "
                 "remove them"
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fixnorm_zoo.errors import FixNormZooError, IntegrityError
+from fixnorm_zoo.errors import IntegrityError, UsageError
 from fixnorm_zoo.zoo.registry import ModelInfo, Registry
 
 if TYPE_CHECKING:
@@ -85,15 +85,14 @@ def load(
 
     Raises:
         UnknownModelError: no such model (close matches listed).
-        FixNormZooError: no published weights yet (the message gives the training command), the weights cannot
-            be had (offline without a cache, say), or ``num_classes`` is not positive.
+        WeightsUnavailable: no published weights yet (the message gives the training command), or the weights
+            cannot be had (offline without a cache, say).
+        UsageError: ``num_classes`` is not positive, or a revision is asked of a mirror.
         IntegrityError: the weights file's sha256 differs from the registry's, or its tensors do not fit the
             model the entry describes.
     """
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
-        raise FixNormZooError(
-            f"load(num_classes={num_classes!r}): give a positive number of classes, or None"
-        )
+        raise UsageError(f"load(num_classes={num_classes!r}): give a positive number of classes, or None")
     info = resolve_info(name, registry=Registry(registry) if registry else None)
     model = model_from_entry(info)
     if pretrained:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fixnorm_zoo.errors import FixNormZooError, UnknownModelError
+from fixnorm_zoo.errors import FixNormZooError, RegistryError, RegistryNotFound, UnknownModelError
 from fixnorm_zoo.utils.names import NAME, NAME_RULE
 from fixnorm_zoo.utils.resources import PACKAGE_DIR
 
@@ -87,22 +87,20 @@ class ModelInfo:
         or hostile registry is one error naming the entry, never a traceback or a path out of a mirror.
 
         Raises:
-            FixNormZooError: an unknown field, or a field of the wrong type or form.
+            RegistryError: an unknown field, or a field of the wrong type or form.
         """
         if not isinstance(d, dict):
-            raise FixNormZooError(
-                f"registry entry {d!r}: expected a JSON object with name, architecture, ..."
-            )
+            raise RegistryError(f"registry entry {d!r}: expected a JSON object with name, architecture, ...")
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - allowed
         if unknown:
-            raise FixNormZooError(f"registry entry {d.get('name')!r}: unknown fields {sorted(unknown)}")
+            raise RegistryError(f"registry entry {d.get('name')!r}: unknown fields {sorted(unknown)}")
         _check_entry(d)
         d = dict(d)
         d["aliases"] = tuple(d.get("aliases", ()))
         d["hub"] = HubFile(**d.get("hub", {}))
         if d.get("status", "recipe") not in STATUSES:
-            raise FixNormZooError(f"registry entry {d['name']!r}: status {d['status']!r} not in {STATUSES}")
+            raise RegistryError(f"registry entry {d['name']!r}: status {d['status']!r} not in {STATUSES}")
         return cls(**d)
 
     @property
@@ -124,49 +122,45 @@ def _check_entry(d: dict[str, Any]) -> None:
     name = d.get("name")
     where = f"registry entry {name!r}"
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise FixNormZooError(f"{where}: a name is {NAME_RULE}")
+        raise RegistryError(f"{where}: a name is {NAME_RULE}")
     aliases = d.get("aliases", [])
     if not isinstance(aliases, list | tuple) or not all(
         isinstance(a, str) and NAME.fullmatch(a) for a in aliases
     ):
-        raise FixNormZooError(f"{where}: aliases must be a list of names ({NAME_RULE})")
+        raise RegistryError(f"{where}: aliases must be a list of names ({NAME_RULE})")
     for key in ("architecture", "dataset", "recipe"):
         if not isinstance(d.get(key), str) or not d[key]:
-            raise FixNormZooError(f"{where}: {key} must be a non-empty string")
+            raise RegistryError(f"{where}: {key} must be a non-empty string")
     for key in ("num_classes", "in_chans"):
         value = d.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
-            raise FixNormZooError(f"{where}: {key}={value!r} must be an integer from 1 to 1,000,000")
+            raise RegistryError(f"{where}: {key}={value!r} must be an integer from 1 to 1,000,000")
     setting = d.get("eval_setting", {})
     size = setting.get("input_size") if isinstance(setting, dict) else None
     if d.get("status") == "published" and not (
         isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and 0 < v <= 4096 for v in size)
     ):
-        raise FixNormZooError(
+        raise RegistryError(
             f"{where}: eval_setting.input_size must be [channels, height, width] (each 1-4096)"
         )
     hub = d.get("hub", {})
     if not isinstance(hub, dict):
-        raise FixNormZooError(f"{where}: hub must be an object")
+        raise RegistryError(f"{where}: hub must be an object")
     filename = hub.get("filename", "model.safetensors")
     if not isinstance(filename, str) or not NAME.fullmatch(filename):
-        raise FixNormZooError(
-            f"{where}: hub.filename={filename!r} must be a plain file name (no '/', no '..')"
-        )
+        raise RegistryError(f"{where}: hub.filename={filename!r} must be a plain file name (no '/', no '..')")
     for key in ("sha256", "release_sha256"):
         sha = hub.get(key)
         if sha not in (None, "") and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
-            raise FixNormZooError(f"{where}: hub.{key} must be 64 lowercase hex digits")
+            raise RegistryError(f"{where}: hub.{key} must be 64 lowercase hex digits")
     sha = hub.get("sha256")
     if d.get("status") == "published" and not sha:
-        raise FixNormZooError(
-            f"{where}: status published without a hub.sha256: the weights cannot be verified"
-        )
+        raise RegistryError(f"{where}: status published without a hub.sha256: the weights cannot be verified")
     size_bytes = hub.get("size")
     if size_bytes is not None and (
         isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 0
     ):
-        raise FixNormZooError(f"{where}: hub.size must be a byte count")
+        raise RegistryError(f"{where}: hub.size must be a byte count")
 
 
 def registry_path() -> Path:
@@ -210,21 +204,21 @@ class Registry:
         try:
             st = os.stat(path)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_REGISTRY_BYTES:
-                raise FixNormZooError(
+                raise RegistryError(
                     f"zoo registry {path} is not a regular file of at most {MAX_REGISTRY_BYTES} bytes (a device, "
                     "FIFO or something huge): name a zoo.json"
                 )
             data = json.loads(path.read_text())
         except FileNotFoundError as e:
-            raise FixNormZooError(
+            raise RegistryNotFound(
                 f"zoo registry {path} does not exist: pass an existing zoo.json (or unset FIXNORM_ZOO_REGISTRY)"
             ) from e
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FixNormZooError(
+            raise RegistryError(
                 f"zoo registry {path} cannot be read ({e}): restore it from version control or a backup"
             ) from e
         if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-            raise FixNormZooError(f'zoo registry {path}: expected {{"models": [...]}} at the top level')
+            raise RegistryError(f'zoo registry {path}: expected {{"models": [...]}} at the top level')
         return data
 
     def models(self) -> list[ModelInfo]:
@@ -238,12 +232,12 @@ class Registry:
                 try:
                     m = ModelInfo.from_dict(d)
                 except FixNormZooError as e:
-                    raise FixNormZooError(f"zoo registry {layer}: {e}") from None
+                    raise RegistryError(f"zoo registry {layer}: {e}") from None
                 except (TypeError, ValueError) as e:
                     name = d.get("name") if isinstance(d, dict) else d
-                    raise FixNormZooError(f"zoo registry {layer}: entry {name!r} is malformed: {e}") from e
+                    raise RegistryError(f"zoo registry {layer}: entry {name!r} is malformed: {e}") from e
                 if m.name in in_layer:
-                    raise FixNormZooError(
+                    raise RegistryError(
                         f"zoo registry {layer}: the name {m.name!r} is used by both of two entries: each name and "
                         "alias must be unique"
                     )
@@ -256,7 +250,7 @@ class Registry:
         for m in out:
             for n in (m.name, *m.aliases):
                 if n in owner:
-                    raise FixNormZooError(
+                    raise RegistryError(
                         f"zoo registry {where}: the name {n!r} is used by both {owner[n]!r} and {m.name!r}: each "
                         "name and alias must be unique"
                     )
@@ -328,7 +322,7 @@ class Registry:
         concurrent publishers lose nothing.
 
         Raises:
-            FixNormZooError: the entry exists and ``replace`` is False.
+            RegistryError: the entry exists and ``replace`` is False.
         """
         from fixnorm_zoo.utils.atomic import file_lock
 
@@ -337,7 +331,7 @@ class Registry:
         with file_lock(self.path):
             data = self._data() if self.path.exists() else {"models": []}
             if not replace and any(d.get("name") == info.name for d in data["models"]):
-                raise FixNormZooError(f"zoo registry {self.path} already has an entry {info.name!r}")
+                raise RegistryError(f"zoo registry {self.path} already has an entry {info.name!r}")
             models = [d for d in data["models"] if d.get("name") != info.name]
             models.append(info.to_dict())
             data["models"] = sorted(models, key=lambda d: (d["dataset"], d["name"]))

@@ -74,7 +74,7 @@ def register_timm_tags(*, registry: str | Path | None = None) -> list[str]:
     registered. Safe to call again (a changed registry replaces the zoo's tags; timm's own stay).
 
     Raises:
-        FixNormZooError: the registry cannot be read.
+        RegistryError: the registry cannot be read or is malformed.
     """
     import timm.models
     from timm.models import generate_default_cfgs, get_arch_pretrained_cfgs, model_entrypoint, register_model
