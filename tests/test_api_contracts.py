@@ -118,9 +118,13 @@ def test_raises_sections_name_errors_the_package_raises() -> None:
 
     from fixnorm_zoo import errors
 
-    ours = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.FixNormZooError)}
+    ours = {
+        n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.FixNormZooError)
+    }
     text = "\n".join(p.read_text() for p in _package_sources())
-    raised = set(re.findall(r"(?:raise|return) (\w+)\(", text))  # a helper may build the error its caller raises
+    raised = set(
+        re.findall(r"(?:raise|return) (\w+)\(", text)
+    )  # a helper may build the error its caller raises
     documented = set()
     for section in re.findall(r"Raises:\n((?:\s{8,}.*\n)+)", text):
         documented |= set(re.findall(r"^\s+(\w+):", section, re.M))

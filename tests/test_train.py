@@ -145,8 +145,42 @@ def test_missing_data_dir_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_grayscale_rgb_mismatch_is_refused_before_training(tmp_path: Path) -> None:
     recipe = _recipe(input_size=[3, 28, 28], mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
-    with pytest.raises(DataError, match="1x28x28 grayscale"):
+    with pytest.raises(DataError, match=r"grayscale \(1 channel\)"):
         train_mod.train(recipe, output_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_upscaled_batches_are_the_pixels_of_timms_eval_transform(interpolation: str) -> None:
+    """A model that takes Fashion-MNIST at 56 px: the in-memory batches equal what its eval transform (timm's
+    resize + center crop, as validate.py and ``fixnorm-zoo eval`` apply it to a PIL image) makes of each image."""
+    from PIL import Image
+
+    from fixnorm_zoo.data.fashion_mnist import InMemoryLoader, fit_to_model
+    from fixnorm_zoo.data.transforms import eval_transform
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8, generator=g)
+    setting = {
+        "input_size": (1, 56, 56),
+        "crop_pct": 1.0,
+        "interpolation": interpolation,
+        "mean": (0.286,),
+        "std": (0.353,),
+    }
+    big = fit_to_model(images, input_size=[1, 56, 56], crop_pct=1.0, interpolation=interpolation)
+    assert big.shape == (6, 1, 56, 56) and big.dtype == torch.uint8
+    batch, _ = next(
+        iter(
+            InMemoryLoader(
+                big, torch.zeros(6, dtype=torch.long), batch_size=6, mean=(0.286,), std=(0.353,), train=False
+            )
+        )
+    )
+    transform = eval_transform(setting)
+    expected = torch.stack([transform(Image.fromarray(im[0].numpy(), mode="L")) for im in images])
+    assert torch.allclose(batch, expected, atol=1e-5)
+    with pytest.raises(DataError, match="crop_pct 1.0"):
+        fit_to_model(images, input_size=[1, 56, 56], crop_pct=0.9, interpolation=interpolation)
 
 
 def test_loader_shards_are_disjoint_and_cover_the_epoch() -> None:

@@ -101,6 +101,42 @@ def load_fashion_mnist(
     return images.unsqueeze(1), labels
 
 
+def fit_to_model(
+    images: torch.Tensor, *, input_size: tuple[int, ...] | list[int], crop_pct: float, interpolation: str
+) -> torch.Tensor:
+    """28 px images resized to a model's ``input_size`` (``[1, H, W]``) exactly as its eval transform resizes them.
+
+    Why: a model may take Fashion-MNIST upscaled (a stock stride-32 network leaves a 1x1 map at 28 px). The in-memory
+    batches must be the very pixels timm's pipeline (``resize``, then ``center_crop`` at ``crop_pct`` 1.0) gives a
+    user's 28 px PIL image, so a published number is the number ``fixnorm-zoo eval`` and timm's ``validate.py``
+    measure: each image goes through PIL's own resize, once, before training (uint8 kept).
+
+    Raises:
+        DataError: more than one channel, or a resize other than a plain one (``crop_pct`` 1.0, a square size).
+    """
+    size = tuple(int(v) for v in input_size)
+    if size[0] != 1:
+        raise DataError(
+            f"Fashion-MNIST images are grayscale (1 channel); the model takes input_size {list(size)}"
+        )
+    if size[1:] == tuple(images.shape[-2:]):
+        return images
+    if crop_pct != 1.0 or size[1] != size[2]:
+        raise DataError(
+            f"Fashion-MNIST resized to input_size {list(size)} with crop_pct {crop_pct}: only a square size at "
+            "crop_pct 1.0 (a plain resize, as timm's eval transform does it) is supported"
+        )
+    from PIL import Image
+
+    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
+    flat = images.reshape(-1, *images.shape[-2:]).numpy()
+    out = torch.empty((flat.shape[0], size[1], size[2]), dtype=torch.uint8)
+    for i, image in enumerate(flat):
+        resized = Image.fromarray(image, mode="L").resize((size[2], size[1]), resample)
+        out[i] = torch.frombuffer(bytearray(resized.tobytes()), dtype=torch.uint8).view(size[1], size[2])
+    return out.view(*images.shape[:-2], size[1], size[2])
+
+
 @dataclass
 class BatchAugment:
     """Batched train-time augmentation on uint8 images: random crop after zero padding, horizontal flip.

@@ -11,11 +11,16 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
     """The recipe's train and eval batches for this process: Fashion-MNIST in memory, else image folders or a
     Hugging Face dataset; returns ``(train, test, disjoint_shards)``."""
     if recipe.dataset == "fashion_mnist":
-        from fixnorm_zoo.data.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
+        from fixnorm_zoo.data.fashion_mnist import (
+            BatchAugment,
+            InMemoryLoader,
+            fit_to_model,
+            load_fashion_mnist,
+        )
 
-        if recipe.in_chans != 1 or recipe.input_size[1:] != [28, 28]:
+        if recipe.in_chans != 1:
             raise DataError(
-                f"Fashion-MNIST images are 1x28x28 grayscale; the recipe's input_size is {recipe.input_size}"
+                f"Fashion-MNIST images are grayscale (1 channel); the recipe's input_size is {recipe.input_size}"
             )
         if recipe.num_classes != 10:
             raise DataError(
@@ -37,6 +42,8 @@ def build_loaders(recipe: Recipe, accelerator, per_process_batch: int):
             )
         if recipe.train_subset:
             xtr, ytr = xtr[: recipe.train_subset], ytr[: recipe.train_subset]
+        fit = dict(input_size=recipe.input_size, crop_pct=recipe.crop_pct, interpolation=recipe.interpolation)
+        xtr, xte = fit_to_model(xtr, **fit), fit_to_model(xte, **fit)  # a model that takes them upscaled
         common = dict(
             mean=tuple(recipe.mean),
             std=tuple(recipe.std),

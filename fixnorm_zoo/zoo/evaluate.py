@@ -89,14 +89,16 @@ def _batches_for(data: str, cfg: dict[str, Any], *, batch_size: int, workers: in
     """Evaluation batches with the model's own eval transform; returns (batches, disjoint_shards, num_classes)."""
 
     if data == "fashion_mnist" or data.startswith("fashion_mnist:"):
-        from fixnorm_zoo.data.fashion_mnist import InMemoryLoader, load_fashion_mnist
+        from fixnorm_zoo.data.fashion_mnist import InMemoryLoader, fit_to_model, load_fashion_mnist
 
         data_dir = data.partition(":")[2] or None
-        if tuple(cfg["input_size"]) != (1, 28, 28):
-            raise DataError(
-                f"Fashion-MNIST images are 1x28x28 grayscale; the model expects {tuple(cfg['input_size'])}"
-            )
         x, y = load_fashion_mnist(split="test", data_dir=data_dir)
+        x = fit_to_model(
+            x,
+            input_size=cfg["input_size"],
+            crop_pct=float(cfg["crop_pct"]),
+            interpolation=cfg["interpolation"],
+        )
         loader = InMemoryLoader(
             x,
             y,
