@@ -18,14 +18,7 @@ os.environ.setdefault(
 )
 
 import pytest  # noqa: E402
-
-
-def reset_accelerate() -> None:
-    """Forget accelerate's process-wide state (as accelerate's own ``AccelerateTestCase`` does after each test), so
-    the next ``Accelerator`` may use other settings."""
-    from accelerate.test_utils.testing import AccelerateTestCase
-
-    AccelerateTestCase().tearDown()
+from helpers import IMAGE_FOLDER_CLASSES, TINY_RESNET9S, reset_accelerate, run_cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -47,52 +40,6 @@ def hub():
     proc.wait(timeout=10)
 
 
-def run_torchrun(
-    args: list[str], *, nproc: int = 2, timeout: int = 300, **env: str
-) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --nproc_per_node N ARGS`` on a free port (accelerate's ``get_free_port``),
-    one thread per process, from the repository root."""
-    from accelerate.utils.other import get_free_port
-
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(nproc),
-        "--master_port",
-        str(get_free_port()),
-        *args,
-    ]
-    return subprocess.run(
-        cmd,
-        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-
-
-TINY_RESNET = {
-    "train_subset": 256,
-    "epochs": 1,
-    "batch_size": 64,
-    "model_args": {"channels": [8, 16, 32, 64]},
-}
-"""A tiny Fashion-MNIST run: the ResNet recipe at 1/4 width on 256 images, one epoch (seconds on 2 cores)."""
-
-
-def tiny_recipe(**overrides):
-    """The shipped ``fashion_mnist/resnet18_fixnorm`` recipe made tiny (:data:`TINY_RESNET`), then ``overrides``."""
-    from fixnorm_zoo.recipe import load_recipe
-
-    return load_recipe("fashion_mnist/resnet18_fixnorm", overrides={**TINY_RESNET, **overrides})
-
-
-IMAGE_FOLDER_CLASSES = ("n01440764", "n01443537", "n01484850", "n01491361")
-
-
 @pytest.fixture(scope="session")
 def tiny_imagefolder(tmp_path_factory) -> Path:
     """4 classes; 2 train + 2 val JPEGs each, of odd sizes so the resize/crop paths run."""
@@ -109,10 +56,6 @@ def tiny_imagefolder(tmp_path_factory) -> Path:
                 pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(root / split / c / f"{c}_{i}.JPEG", quality=90)
     return root
-
-
-TINY_RESNET9S = {"train_subset": 256, "epochs": 1, "batch_size": 64, "model_args": {"widths": [8, 8, 16, 32]}}
-"""The fast recipe made tiny: 256 images, one epoch, widths 8-8-16-32 (a second or two)."""
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +78,9 @@ def registry(tmp_path) -> Path:
     path = tmp_path / "zoo.json"
     shutil.copyfile(Path(__file__).resolve().parent.parent / "fixnorm_zoo" / "zoo.json", path)
     return path
+
+
+@pytest.fixture
+def cli():
+    """``cli("list", ...)``: the command in a child process (:func:`helpers.run_cli`)."""
+    return run_cli

@@ -1,4 +1,4 @@
-"""Issue 21, defects 9 and 10: what a library user relies on. Errors subclass the builtin that fits; the library logs
+"""What a library user relies on. Errors subclass the builtin that fits; the library logs
 (routable, silenceable) instead of printing and leaves matplotlib's backend alone; `evaluate` takes an accelerator
 as `train` does; weights go through the one atomic writer (the demo's last hint: tests/test_demo.py)."""
 
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_recipe
+from helpers import tiny_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_torchrun
+from helpers import run_torchrun
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ["train_subset=1024", "epochs=2", "batch_size=64", "model_args.channels=[8,16,32,64]", "fc_norm=3"]

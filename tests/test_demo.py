@@ -38,7 +38,7 @@ def test_demo_pipeline_writes_everything_and_leaves_the_package_registry_alone(
     assert (tmp_path / "hub" / DEMO_REPO / "README.md").read_text().startswith("---")
     assert (tmp_path / "predictions.png").stat().st_size > 20_000
     assert "weight-decay twin (recorded" in out and str(tmp_path / "predictions.png") in out
-    # issue 21, defect 8: the last hint works where a pip user is (no Makefile there)
+    # the last hint works where a pip user is (no Makefile there)
     assert (
         out.rstrip().splitlines()[-1]
         == "Repeat with: fixnorm-zoo demo   (in a checkout of the repository: make demo)"

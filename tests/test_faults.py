@@ -18,28 +18,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_RESNET9S
+from helpers import TINY_RESNET9S, cli_env, run_cli
 
 from fixnorm_zoo.errors import FixNormZooError, IntegrityError, RecipeError
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIXNORM_ZOO_")}
-    env.update(OMP_NUM_THREADS="1", TQDM_DISABLE="1", PYTHONPATH=str(ROOT), **extra)
-    return env
-
-
-def _cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "fixnorm_zoo.cli", *args],
-        env=_env(**env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _one_error_line(r: subprocess.CompletedProcess) -> str:
@@ -64,7 +47,9 @@ def test_publish_repo_id_cannot_leave_the_mirror(run, registry, tmp_path, repo_i
     mirror.mkdir(parents=True)
     if repo_id.startswith("/"):
         repo_id = str(victim)
-    r = _cli("publish", str(run), "--repo-id", repo_id, "--mirror", str(mirror), "--registry", str(registry))
+    r = run_cli(
+        "publish", str(run), "--repo-id", repo_id, "--mirror", str(mirror), "--registry", str(registry)
+    )
     assert "not a Hub ORG/NAME" in _one_error_line(r) or "ORG/NAME" in r.stderr
     assert (victim / "precious.txt").read_text() == "keep" and sorted(p.name for p in victim.iterdir()) == [
         "precious.txt"
@@ -109,7 +94,7 @@ def test_dry_run_refuses_a_non_empty_folder_and_touches_nothing(run, registry, t
     key.write_text("secret")
     key.chmod(0o600)
     (out / "README.md").write_text("my readme")
-    r = _cli("publish", str(run), "--repo-id", "org/x", "--dry-run", str(out), "--registry", str(registry))
+    r = run_cli("publish", str(run), "--repo-id", "org/x", "--dry-run", str(out), "--registry", str(registry))
     assert "not a new or empty folder" in _one_error_line(r)
     assert (key.stat().st_mode & 0o777) == 0o600 and (out / "README.md").read_text() == "my readme"
 
@@ -142,7 +127,7 @@ def _publish_wd_entry(run: Path, *, registry: Path, mirror: Path) -> subprocess.
         "--registry",
         str(registry),
     ]
-    return _cli("publish", str(run), *args)
+    return run_cli("publish", str(run), *args)
 
 
 def test_careless_publish_does_not_replace_a_published_entry(run, registry, tmp_path) -> None:
@@ -173,7 +158,8 @@ def test_concurrent_registry_writers_lose_nothing(tmp_path) -> None:
         " recipe='fashion_mnist/resnet9s_fixnorm'))\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(registry), f"p{k}"], env=_env()) for k in range(3)
+        subprocess.Popen([sys.executable, "-c", code, str(registry), f"p{k}"], env=cli_env())
+        for k in range(3)
     ]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     names = {m["name"] for m in json.loads(registry.read_text())["models"]}
@@ -238,16 +224,12 @@ def test_kill_while_publishing_keeps_the_old_model_and_registry(run, registry, t
         "--registry",
         str(registry),
     ]
-    r = _cli(*publish_k)
+    r = run_cli(*publish_k)
     assert r.returncode == 0, r.stderr
     old_files = {p.name: p.read_bytes() for p in (mirror / "org" / "k").iterdir()}
     old_registry = registry.read_text()
     for point in ("publish:staged", "publish:before_registry"):
-        r = _cli(
-            *publish_k,
-            "--replace",
-            FIXNORM_ZOO_KILL_AT=point,
-        )
+        r = run_cli(*publish_k, "--replace", FIXNORM_ZOO_KILL_AT=point)
         assert r.returncode == -9, (point, r.stderr)
         assert registry.read_text() == old_registry  # the registry never names a half-published model
         repo = mirror / "org" / "k"
@@ -271,13 +253,13 @@ def test_kill_during_training_then_resume_matches(tmp_path) -> None:
         "model_args.widths=[8,8,16,32]",
         "--no-progress",
     ]
-    ref = _cli(*args, "--output", str(tmp_path / "ref"))
+    ref = run_cli(*args, "--output", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
-    r = _cli(*args, "--output", str(tmp_path / "run"), FIXNORM_ZOO_KILL_AT="train:checkpoint_1")
+    r = run_cli(*args, "--output", str(tmp_path / "run"), FIXNORM_ZOO_KILL_AT="train:checkpoint_1")
     assert r.returncode == -9
-    again = _cli(*args, "--output", str(tmp_path / "run"))
+    again = run_cli(*args, "--output", str(tmp_path / "run"))
     assert "already holds a run" in _one_error_line(again)
-    r = _cli(*args, "--output", str(tmp_path / "run"), "--resume")
+    r = run_cli(*args, "--output", str(tmp_path / "run"), "--resume")
     assert r.returncode == 0, r.stderr
     top1 = [json.loads((tmp_path / d / "summary.json").read_text())["top1"] for d in ("ref", "run")]
     assert top1[0] == top1[1]
@@ -290,7 +272,7 @@ def test_full_disk_is_an_error_line_and_leaves_nothing_half_written(run, registr
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
-        r = _cli(
+        r = run_cli(
             "publish",
             str(run),
             "--repo-id",
@@ -314,7 +296,7 @@ def test_full_disk_is_an_error_line_and_leaves_nothing_half_written(run, registr
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="a tmpfs needs root and mount")
 def test_training_onto_a_full_disk_says_so_in_one_line(tmp_path) -> None:
-    """Issue 24: a checkpoint written onto a full tmpfs was torch's "unexpected pos 70912 vs 70800" traceback; now
+    """A checkpoint written onto a full tmpfs was torch's "unexpected pos 70912 vs 70800" traceback; now
     one line naming the folder and "free space", and no half-written checkpoint folder holding the space."""
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -322,7 +304,7 @@ def test_training_onto_a_full_disk_says_so_in_one_line(tmp_path) -> None:
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
         sets = [f"--set={k}={v}" for k, v in TINY_RESNET9S.items() if k != "model_args"]
-        r = _cli(
+        r = run_cli(
             "train",
             "fashion_mnist/resnet9s_fixnorm",
             *sets,
@@ -348,7 +330,7 @@ def test_training_onto_a_full_disk_says_so_in_one_line(tmp_path) -> None:
 def test_ctrl_c_during_eval_or_publish_is_one_line_and_changes_nothing(
     run, registry, tmp_path, where
 ) -> None:
-    """Issue 24: Ctrl-C during an evaluation or a publish printed a 76-line traceback; now one line, exit 130, and a
+    """Ctrl-C during an evaluation or a publish printed a 76-line traceback; now one line, exit 130, and a
     publish interrupted after staging leaves the registry as it was and no model folder in the mirror."""
     before = registry.read_text()
     if where == "eval:batch":
@@ -365,7 +347,7 @@ def test_ctrl_c_during_eval_or_publish_is_one_line_and_changes_nothing(
             str(tmp_path / "m"),
         ]
         args += ["--registry", str(registry)]
-    r = _cli(*args, FIXNORM_ZOO_SIGNAL_AT=where, FIXNORM_ZOO_SIGNAL="SIGINT")
+    r = run_cli(*args, FIXNORM_ZOO_SIGNAL_AT=where, FIXNORM_ZOO_SIGNAL="SIGINT")
     assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr[-3000:]
     lines = [line for line in r.stderr.splitlines() if line.startswith("fixnorm-zoo")]
     assert lines == [f"fixnorm-zoo {args[0]}: interrupted"], r.stderr[-3000:]
@@ -395,34 +377,36 @@ def test_ctrl_c_during_eval_or_publish_is_one_line_and_changes_nothing(
     ids=lambda a: " ".join(a[:4]),
 )
 def test_user_mistakes_are_one_error_line(args, tmp_path) -> None:
-    _one_error_line(_cli(*args, cwd=tmp_path))
+    _one_error_line(run_cli(*args, cwd=tmp_path))
 
 
 def test_bad_files_are_one_error_line_naming_the_file(tmp_path) -> None:
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("name: [unclosed\n")
-    assert str(bad_yaml) in _one_error_line(_cli("train", str(bad_yaml)))
+    assert str(bad_yaml) in _one_error_line(run_cli("train", str(bad_yaml)))
     corrupt = tmp_path / "zoo.json"
     corrupt.write_text('{"models": [')
-    assert str(corrupt) in _one_error_line(_cli("list", "--registry", str(corrupt)))
+    assert str(corrupt) in _one_error_line(run_cli("list", "--registry", str(corrupt)))
     schema = tmp_path / "schema.json"
     schema.write_text('{"models": [{"name": "x", "bogus": 1}]}')
-    assert "unknown fields" in _one_error_line(_cli("list", "--registry", str(schema)))
+    assert "unknown fields" in _one_error_line(run_cli("list", "--registry", str(schema)))
     (tmp_path / "csvdir").mkdir()
     line = _one_error_line(
-        _cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv", str(tmp_path / "csvdir"))
+        run_cli(
+            "eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv", str(tmp_path / "csvdir")
+        )
     )
     assert "is a directory" in line
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
     line = _one_error_line(
-        _cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv", str(other))
+        run_cli("eval", "fmnist_resnet18", "--data", "fashion_mnist", "--results-csv", str(other))
     )
     assert "columns" in line and other.read_text() == "a,b\n1,2\n"
 
 
 def test_debug_flag_shows_the_traceback(tmp_path) -> None:
-    r = _cli("--debug", "info", "no_such_model")
+    r = run_cli("--debug", "info", "no_such_model")
     assert r.returncode != 0 and "Traceback" in r.stderr
 
 
@@ -482,10 +466,10 @@ def test_bad_num_classes_and_no_temp_folders_left(run, registry, tmp_path) -> No
 def test_publish_to_an_unreachable_hub_is_refused_before_the_re_evaluation(
     run, registry, env, expected
 ) -> None:
-    """Issue 24, section 2: publish (and push) check the Hub first: offline mode or an endpoint that does not
+    """Publish (and push) check the Hub first: offline mode or an endpoint that does not
     answer is one error line, before the re-evaluation's seconds, and nothing is written."""
     before = registry.read_text()
-    r = _cli("publish", str(run), "--repo-id", "org/u", "--name", "u", "--registry", str(registry), **env)
+    r = run_cli("publish", str(run), "--repo-id", "org/u", "--name", "u", "--registry", str(registry), **env)
     line = _one_error_line(r)
     assert expected in line and "--mirror" in line
     assert registry.read_text() == before
@@ -500,13 +484,13 @@ def test_publish_to_an_unreachable_hub_is_refused_before_the_re_evaluation(
     ids=["offline", "no-endpoint"],
 )
 def test_push_to_an_unreachable_hub_is_one_line_and_pins_nothing(tmp_path, env, expected) -> None:
-    """Issue 24, section 2: push checks the Hub before its first upload: one error line (was: httpx's ConnectError
+    """Push checks the Hub before its first upload: one error line (was: httpx's ConnectError
     or OfflineModeIsEnabled traceback), and the registry is left as it was."""
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     before = registry.read_bytes()
     release = ROOT / "fixnorm_zoo" / "bundled"  # the shipped pair, in the Hub's layout, sha256s as pinned
-    r = _cli("push", str(release), "--name", "resnet9s.fixnorm_fmnist", "--registry", str(registry), **env)
+    r = run_cli("push", str(release), "--name", "resnet9s.fixnorm_fmnist", "--registry", str(registry), **env)
     line = _one_error_line(r)
     assert expected in line
     assert registry.read_bytes() == before

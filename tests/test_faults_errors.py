@@ -1,32 +1,18 @@
-"""Issue 24, section 2: every user-caused error is one `error:` line and exit 2, never a traceback; each input is
+"""Every user-caused error is one `error:` line and exit 2, never a traceback; each input is
 one the hostile-user pass found printing a traceback (or silently doing something else)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["train", "fashion_mnist/demo_wd", "--set", "train_subset=256", "--set", "epochs=1", "--no-progress"]
 TUNE = ["tune", "fashion_mnist/demo_wd", "--trials", "1", "--no-progress"]
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIXNORM_ZOO_")}
-    env.update(OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    return subprocess.run(
-        [sys.executable, "-m", "fixnorm_zoo.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _one_error_line(r: subprocess.CompletedProcess) -> str:
@@ -45,7 +31,7 @@ CASES = {
     "huge-seed": ([*TRAIN, "--set", "seed=99999999999999999999"], "below 2**32"),
     "num-classes-5": ([*TRAIN, "--set", "num_classes=5"], "10 classes"),
     "huge-widths": ([*TRAIN, "--set", "model_args.widths=[16,32,64,100000]"], "parameters, over the limit"),
-    # an ImageNet recipe on a real (tiny) image folder: Fashion-MNIST's fixed 28 px was refused even before issue 24,
+    # an ImageNet recipe on a real (tiny) image folder: Fashion-MNIST's fixed 28 px was refused even before,
     # the hole was a free-size dataset allocating a 3x100000x100000 batch
     "huge-input": (
         ["train", "imagenet/resnet50_fixnorm", "--data-dir", "IMAGE_FOLDER", "--no-progress"]
@@ -64,7 +50,7 @@ CASES = {
         "--workers -1",
     ),
     "name-too-long": ([*TRAIN, "--output", "x" * 300], "use a shorter path"),
-    # issue 21, defect 3: a Hub dataset with HF_HUB_OFFLINE=1 (the tests' setting) and no cached copy
+    # a Hub dataset with HF_HUB_OFFLINE=1 (the tests' setting) and no cached copy
     "hf-dataset-offline": (
         ["train", "imagenet/efficientnet_b0_fixnorm", "--data-dir", "hf:ILSVRC/imagenet-1k", "--no-progress"],
         "offline mode is on",
@@ -82,9 +68,9 @@ def test_user_error_is_one_line(case: str, tmp_path: Path, tiny_imagefolder: Pat
     args = [str(tiny_imagefolder) if a == "IMAGE_FOLDER" else a for a in args]
     if case == "newline-name":  # publish needs a finished run folder to get as far as the name
         run = tmp_path / "run"
-        r = _cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)
+        r = run_cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
-    line = _one_error_line(_cli(*args, cwd=tmp_path))
+    line = _one_error_line(run_cli(*args, cwd=tmp_path))
     assert expected in line, line
 
 
@@ -93,23 +79,23 @@ def test_inherit_chain_and_damaged_trial_log_are_one_line(tmp_path: Path) -> Non
     for i in range(40):  # 1,500 used to hit RecursionError; the limit is 32
         (tmp_path / f"r{i}.yaml").write_text(f"inherit: {prev}\n")
         prev = f"r{i}.yaml"
-    assert "chains past 32" in _one_error_line(_cli("train", str(tmp_path / "r39.yaml"), cwd=tmp_path))
+    assert "chains past 32" in _one_error_line(run_cli("train", str(tmp_path / "r39.yaml"), cwd=tmp_path))
 
     out = tmp_path / "tune"
     out.mkdir()
     meta = {"meta": {"recipe": "x"}}
     (out / "trials.jsonl").write_text(json.dumps(meta) + "\n{not json\n")
-    line = _one_error_line(_cli(*TUNE, "--output", str(out), cwd=tmp_path))
+    line = _one_error_line(run_cli(*TUNE, "--output", str(out), cwd=tmp_path))
     assert "line 2 is not a JSON record" in line and str(out / "trials.jsonl") in line
 
 
 def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path) -> None:
-    """Issue 21, defect 10: ``--debug`` is accepted before and after the subcommand."""
+    """``--debug`` is accepted before and after the subcommand."""
     for args in (
         ["--debug", *TRAIN, "--set", "num_classes=5"],
         [*TRAIN, "--set", "num_classes=5", "--debug"],
     ):
-        r = _cli(*args, cwd=tmp_path)
+        r = run_cli(*args, cwd=tmp_path)
         assert r.returncode != 0 and "Traceback" in r.stderr and "10 classes" in r.stderr, r.stderr[-2000:]
 
 
@@ -134,21 +120,21 @@ def _damaged(data: bytes, how: str) -> bytes:
 
 
 def test_damaged_run_weights_are_one_line_naming_the_file(tmp_path: Path) -> None:
-    """Issue 24: a run folder whose weights.safetensors is damaged (truncated, a header length of 2**63 or of 99 MB,
+    """A run folder whose weights.safetensors is damaged (truncated, a header length of 2**63 or of 99 MB,
     overlapping tensor offsets) is one error line naming the file, from eval and from publish, not safetensors' or
     torch's traceback."""
     run = tmp_path / "run"
-    r = _cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)
+    r = run_cli(*TRAIN, "--set", "batch_size=64", "--output", str(run), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     weights = run / "weights.safetensors"
     good = weights.read_bytes()
     for how in ("truncated", "header-2**63", "header-99MB", "overlapping-offsets"):
         weights.write_bytes(_damaged(good, how))
-        line = _one_error_line(_cli("eval", str(run), "--data", "fashion_mnist", cwd=tmp_path))
+        line = _one_error_line(run_cli("eval", str(run), "--data", "fashion_mnist", cwd=tmp_path))
         assert "cannot be loaded" in line and str(weights) in line, how
         out = tmp_path / f"publish_{how}"
         line = _one_error_line(
-            _cli(
+            run_cli(
                 "publish", str(run), "--repo-id", "org/x", "--name", "x", "--dry-run", str(out), cwd=tmp_path
             )
         )

@@ -1,4 +1,4 @@
-"""Issue 24's schema and ownership holes, one test each: a registry read without a schema, names that escape or
+"""The schema and ownership holes, one test each: a registry read without a schema, names that escape or
 shadow, a hand-edited train_state.json, two trainings into one folder, a new run over a user's files."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import reset_accelerate, tiny_recipe
+from helpers import reset_accelerate, tiny_recipe
 
 from fixnorm_zoo.engine import train as train_mod
 from fixnorm_zoo.engine.rundir import RunDir
@@ -42,7 +42,7 @@ def _entry(**over) -> dict:
         ([_entry(name="a\x1b[31mred")], "a name is letters"),
         ([_entry(name="ok\nnewline")], "a name is letters"),
         ([_entry(num_classes="ten")], "num_classes='ten'"),
-        # a 10**9-class head on resnet9s asked for 512 GB at load before issue 24
+        # a 10**9-class head on resnet9s once asked for 512 GB at load
         ([_entry(num_classes=10**9)], "num_classes=1000000000 must be an integer from 1 to 1,000,000"),
         ([_entry(hub={**_entry()["hub"], "filename": "../../../../etc/passwd"})], "plain file name"),
         ([_entry(hub={**_entry()["hub"], "sha256": ""}, status="published")], "without a hub.sha256"),

@@ -1,4 +1,4 @@
-"""Issue 24's path holes, one test each: paths checked once and then written blindly. A mirror folder swapped for
+"""The path holes, one test each: paths checked once and then written blindly. A mirror folder swapped for
 a symlink while publish re-evaluates, a results CSV that is a device or a symlink, a symlinked registry, rewrites
 that reset a shared file's mode, unreadable mirror folders, and publish leftovers that were never recovered."""
 
@@ -126,7 +126,7 @@ def test_check_writable_target_accepts_regular_files_and_new_paths(tmp_path) -> 
 
 
 def test_card_shows_resume_changes_and_no_gmacs_of_another_model(run, registry, tmp_path) -> None:
-    """Issue 24, section 5: the card's "recipe as run" names a `--resume --set` change (here written into the log
+    """The card's "recipe as run" names a `--resume --set` change (here written into the log
     row where the engine records it), and publishing over an entry of another architecture (`--replace`) does not
     carry that entry's GMACs into the card."""
     from fixnorm_zoo.zoo.publish import publish
@@ -151,7 +151,7 @@ def test_card_shows_resume_changes_and_no_gmacs_of_another_model(run, registry, 
 
 
 def test_eval_results_csv_on_a_full_disk_still_gives_the_measurement(run, tmp_path, monkeypatch) -> None:
-    """Issue 24, section 5: `eval --results-csv` whose write fails (ENOSPC) reports the measured numbers in its
+    """`eval --results-csv` whose write fails (ENOSPC) reports the measured numbers in its
     error instead of losing them."""
     import errno
 

@@ -7,6 +7,7 @@ import io
 import pytest
 import timm
 import torch
+from helpers import tiny_net
 from torch import nn
 
 from fixnorm_zoo.optim.fixnorm import CLASSIFIER, FREE, INVARIANT, FixNorm, param_roles
@@ -105,20 +106,6 @@ def test_groupnorm_bias_breaks_invariance() -> None:
     assert param_roles(without, example_input=x)["0.weight"] == INVARIANT
 
 
-def _tiny_net(num_classes: int = 5) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1, bias=False),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1, stride=2, bias=False),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, num_classes),
-    )
-
-
 def _batches(
     n: int, seed: int = 0, batch: int = 16, classes: int = 5
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -152,7 +139,7 @@ BASES = [
 @pytest.mark.parametrize("base,kwargs", BASES, ids=["sgd", "rmsprop", "adamw", "adam"])
 def test_norms_stay_at_target(base, kwargs) -> None:
     torch.manual_seed(0)
-    model = _tiny_net()
+    model = tiny_net()
     initial = {n: float(p.detach().norm()) for n, p in model.named_parameters()}
     opt = FixNorm(model, base, fc_norm=3.0, example_input=torch.randn(2, 3, 8, 8), classifier="8", **kwargs)
     moved = {n: float(p.detach().norm()) for n, p in model.named_parameters()}
@@ -175,7 +162,7 @@ def test_norms_stay_at_target(base, kwargs) -> None:
 
 def test_rows_mode_fixes_each_class_row() -> None:
     torch.manual_seed(0)
-    model = _tiny_net()
+    model = tiny_net()
     opt = FixNorm(
         model,
         "sgd",
@@ -192,7 +179,7 @@ def test_rows_mode_fixes_each_class_row() -> None:
 
 def _identity_run(*, r: float, lr_scale: float, momentum: float, x_probe: torch.Tensor) -> torch.Tensor:
     torch.manual_seed(0)
-    model = _tiny_net().double()
+    model = tiny_net().double()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eps = 1e-12  # BN's eps is the one term that is not scale-invariant
@@ -231,7 +218,7 @@ def test_effective_lr_identity(momentum: float) -> None:
 def test_state_dict_resume_is_exact() -> None:
     batches = _batches(30)
     torch.manual_seed(0)
-    model = _tiny_net()
+    model = tiny_net()
     opt = FixNorm(
         model,
         "sgd",
@@ -249,7 +236,7 @@ def test_state_dict_resume_is_exact() -> None:
 
     # a fresh optimizer built with other targets: the checkpoint's targets must win
     torch.manual_seed(1)
-    model2 = _tiny_net()
+    model2 = tiny_net()
     opt2 = FixNorm(
         model2,
         "sgd",
@@ -275,7 +262,7 @@ def test_state_dict_resume_is_exact() -> None:
 
 
 def test_scheduler_drives_the_shared_groups() -> None:
-    model = _tiny_net()
+    model = tiny_net()
     opt = FixNorm(model, "sgd", lr=1.0, classifier="8", example_input=torch.randn(2, 3, 8, 8))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     _train(model, opt, _batches(1))
@@ -294,17 +281,17 @@ def test_scheduler_drives_the_shared_groups() -> None:
 )
 def test_bad_arguments_are_named(kwargs, error, match) -> None:
     with pytest.raises(error, match=match):
-        FixNorm(_tiny_net(), "sgd", lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8), **kwargs)
+        FixNorm(tiny_net(), "sgd", lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8), **kwargs)
 
 
 def test_unknown_base_lists_choices() -> None:
     with pytest.raises(ValueError, match="choose one of .*'sgd'"):
-        FixNorm(_tiny_net(), "sgdd", lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8))
+        FixNorm(tiny_net(), "sgdd", lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8))
 
 
 def test_adamw_default_weight_decay_is_turned_off() -> None:
     opt = FixNorm(
-        _tiny_net(), torch.optim.AdamW, lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8)
+        tiny_net(), torch.optim.AdamW, lr=0.1, classifier="8", example_input=torch.randn(2, 3, 8, 8)
     )
     assert all(g["weight_decay"] == 0.0 for g in opt.param_groups)
 

@@ -9,21 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import Accelerator
-from conftest import run_torchrun
+from helpers import run_torchrun, tiny_net
 from torch import nn
 
 from fixnorm_zoo.optim.fixnorm import CLASSIFIER, INVARIANT, FixNorm
-
-
-def _net() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 4),
-    )
 
 
 def _fixnorm(model: nn.Module, fc_norm: float = 2.0, **kwargs) -> FixNorm:
@@ -53,7 +42,7 @@ def _step(model, opt, accelerator, seed: int) -> float:
 def test_save_state_load_state_carry_targets(tmp_path: Path) -> None:
     acc = Accelerator(cpu=True)
     torch.manual_seed(0)
-    model = _net()
+    model = tiny_net(4, widths=(8,))
     model, opt = acc.prepare(model, _fixnorm(model))
     for i in range(5):
         _step(model, opt, acc, i)
@@ -62,7 +51,7 @@ def test_save_state_load_state_carry_targets(tmp_path: Path) -> None:
 
     acc2 = Accelerator(cpu=True)
     torch.manual_seed(3)
-    model2 = _net()
+    model2 = tiny_net(4, widths=(8,))
     # built with other targets than the checkpoint's (fc_norm 7, invariant norm 5): the checkpoint's must win
     model2, opt2 = acc2.prepare(model2, _fixnorm(model2, fc_norm=7.0, invariant_norm=5.0))
     inner = opt2.optimizer
@@ -79,7 +68,7 @@ def test_save_state_load_state_carry_targets(tmp_path: Path) -> None:
 def test_accumulation_micro_steps_do_not_project() -> None:
     acc = Accelerator(cpu=True, gradient_accumulation_steps=2)
     torch.manual_seed(0)
-    model = _net()
+    model = tiny_net(4, widths=(8,))
     model, opt = acc.prepare(model, _fixnorm(model))
     head = model[5].weight
     with torch.no_grad():
@@ -95,7 +84,7 @@ def two_process_worker(out_dir: str) -> None:
     acc = Accelerator(cpu=True)
     assert acc.num_processes == 2, acc.num_processes
     torch.manual_seed(0)  # same init on both ranks
-    synced, independent = _net(), _net()
+    synced, independent = tiny_net(4, widths=(8,)), tiny_net(4, widths=(8,))
     independent.load_state_dict(synced.state_dict())
     opt_ind = _fixnorm(independent)
     synced, opt = acc.prepare(synced, _fixnorm(synced))

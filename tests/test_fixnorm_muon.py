@@ -7,6 +7,7 @@ import io
 
 import pytest
 import torch
+from helpers import tiny_net
 from torch import nn
 
 from fixnorm_zoo.optim.fixnorm import CLASSIFIER, INVARIANT, FixNorm
@@ -15,20 +16,6 @@ from fixnorm_zoo.optim.matrix import MatrixOptimizer
 muon = pytest.importorskip("torch.optim").__dict__.get("Muon")
 pytestmark = pytest.mark.skipif(muon is None, reason="this torch has no torch.optim.Muon")
 X = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-
-
-def _net() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1, bias=False),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1, stride=2, bias=False),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, 5),
-    )
 
 
 def _batches(n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -70,7 +57,7 @@ def _fixnorm_muon(model: nn.Module, **kw) -> FixNorm:
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 def test_muon_base_trains_and_holds_the_norms(channels_last: bool) -> None:
     torch.manual_seed(0)
-    model = _net()
+    model = tiny_net()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = _fixnorm_muon(model)
@@ -98,7 +85,7 @@ def test_the_conv_update_is_orthogonalized() -> None:
     """One step from zero momentum: the (out, rest) matrix of a conv filter's update has its singular values close
     together (Muon's Newton-Schulz orthogonalization), those of the raw gradient are spread out."""
     torch.manual_seed(0)
-    model = _net()
+    model = tiny_net()
     w = model[3].weight
     others = [p for p in model.parameters() if p is not w]
     opt = MatrixOptimizer(
@@ -123,7 +110,7 @@ def test_the_conv_update_is_orthogonalized() -> None:
 def test_muon_state_dict_resume_is_exact() -> None:
     batches = _batches(24)
     torch.manual_seed(0)
-    model = _net()
+    model = tiny_net()
     opt = _fixnorm_muon(model)
     _train(model, opt, batches[:8])
     buf = io.BytesIO()
@@ -131,7 +118,7 @@ def test_muon_state_dict_resume_is_exact() -> None:
     reference = _train(model, opt, batches[8:])
 
     torch.manual_seed(1)
-    model2 = _net()
+    model2 = tiny_net()
     opt2 = FixNorm(
         model2, torch.optim.Muon, lr=0.05, fc_norm=7.0, invariant_norm=9.0, classifier="8", example_input=X
     )
@@ -147,7 +134,7 @@ def test_muon_state_dict_resume_is_exact() -> None:
 
 
 def test_scheduler_reaches_the_muon_groups() -> None:
-    model = _net()
+    model = tiny_net()
     opt = _fixnorm_muon(model)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     _train(model, opt, _batches(1))
@@ -159,9 +146,9 @@ def test_scheduler_reaches_the_muon_groups() -> None:
 
 def test_muon_weight_decay_refused_and_aux_kwargs_only_with_muon() -> None:
     with pytest.raises(ValueError, match="FixNorm replaces weight decay"):
-        FixNorm(_net(), torch.optim.Muon, lr=0.05, weight_decay=0.1, classifier="8", example_input=X)
+        FixNorm(tiny_net(), torch.optim.Muon, lr=0.05, weight_decay=0.1, classifier="8", example_input=X)
     with pytest.raises(TypeError, match="aux_kwargs"):
-        FixNorm(_net(), "sgd", lr=0.05, aux_kwargs={"momentum": 0.5}, classifier="8", example_input=X)
+        FixNorm(tiny_net(), "sgd", lr=0.05, aux_kwargs={"momentum": 0.5}, classifier="8", example_input=X)
     # Muon's own default weight decay (0.1) is turned off, as AdamW's is
-    opt = _fixnorm_muon(_net())
+    opt = _fixnorm_muon(tiny_net())
     assert opt.base_optimizer.matrix_optimizer.param_groups[0]["weight_decay"] == 0.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import reset_accelerate, tiny_recipe
+from helpers import reset_accelerate, run_cli, tiny_recipe
 
 from fixnorm_zoo.errors import FixNormZooError, UnknownModelError, WeightsUnavailable
 
@@ -76,10 +76,6 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return _run(["-m", "fixnorm_zoo.cli", *args], env)
-
-
 def _outputs_in_subprocess(env: dict[str, str], load_expr: str, out: Path) -> subprocess.CompletedProcess:
     code = (
         f"import sys, torch\n{load_expr}\nmodel.eval()\n{PROBE}\n"
@@ -96,15 +92,17 @@ def published(hub, runs, tmp_path_factory) -> dict:
     registry = work / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     env = _env(hub, work / "home_publisher", registry)
-    first = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/tiny", "--name", "tiny")
+    first = run_cli("publish", str(runs["a"]), "--repo-id", "org/tiny", "--name", "tiny", env=env)
     assert first.returncode == 0, first.stderr
     snap1 = work / "zoo_rev1.json"
     shutil.copyfile(registry, snap1)
-    refused = _cli(env, "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny")
+    refused = run_cli("publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny", env=env)
     assert (
         refused.returncode == 2 and "--replace" in refused.stderr
     )  # a published entry is not replaced by accident
-    second = _cli(env, "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny", "--replace")
+    second = run_cli(
+        "publish", str(runs["b"]), "--repo-id", "org/tiny", "--name", "tiny", "--replace", env=env
+    )
     assert second.returncode == 0, second.stderr
     return {"work": work, "rev1": snap1, "rev2": registry, "logs": [first, second]}
 
@@ -220,8 +218,14 @@ def test_gate_refuses_a_wrong_claim(hub, runs, tmp_path) -> None:
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     before = registry.read_text()
-    r = _cli(
-        _env(hub, tmp_path / "home", registry), "publish", str(run), "--repo-id", "org/wrong", "--name", "w"
+    r = run_cli(
+        "publish",
+        str(run),
+        "--repo-id",
+        "org/wrong",
+        "--name",
+        "w",
+        env=_env(hub, tmp_path / "home", registry),
     )
     assert r.returncode == 2
     assert "re-evaluation gives top-1" in r.stderr and "not published" in r.stderr
@@ -402,8 +406,7 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     env = _env(hub, tmp_path / "home", registry)
-    r = _cli(
-        env,
+    r = run_cli(
         "publish",
         str(runs["a"]),
         "--repo-id",
@@ -412,10 +415,11 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
         "released",
         "--mirror",
         str(tmp_path / "release"),
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     assert _entry(registry, "released")["hub"]["revision"] is None
-    r = _cli(env, "push", str(tmp_path / "release"), "--name", "released")
+    r = run_cli("push", str(tmp_path / "release"), "--name", "released", env=env)
     assert r.returncode == 0, r.stderr
     revision = _entry(registry, "released")["hub"]["revision"]
     assert revision and len(revision) == 40 and revision in r.stdout
@@ -426,11 +430,11 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
     assert sorted(f for f in listed.stdout.split() if f != ".gitattributes") == sorted(
         p.name for p in (tmp_path / "release" / "org" / "released").iterdir()
     )
-    # issue 21, defect 6: an unchanged release is not pushed again (no empty commit); --force pushes anyway
-    r = _cli(env, "push", str(tmp_path / "release"), "--name", "released")
+    # an unchanged release is not pushed again (no empty commit); --force pushes anyway
+    r = run_cli("push", str(tmp_path / "release"), "--name", "released", env=env)
     assert r.returncode == 0 and "unchanged since commit" in r.stdout, r.stdout + r.stderr
     assert _entry(registry, "released")["hub"]["revision"] == revision
-    r = _cli(env, "push", str(tmp_path / "release"), "--name", "released", "--force")
+    r = run_cli("push", str(tmp_path / "release"), "--name", "released", "--force", env=env)
     assert r.returncode == 0, r.stderr
     forced = _entry(registry, "released")["hub"]["revision"]
     assert forced != revision and forced in r.stdout
@@ -443,7 +447,7 @@ def test_push_release_pins_the_hub_commit(hub, runs, tmp_path) -> None:
 
 
 def test_push_checks_everything_first_and_uploads_only_what_publish_wrote(hub, runs, tmp_path) -> None:
-    """Issue 24: a stray `.env` beside a release is never uploaded; a pickle in any selected folder stops the whole
+    """A stray `.env` beside a release is never uploaded; a pickle in any selected folder stops the whole
     push before anything goes up; an unknown --name is an error, not exit 0; an empty --mirror is refused."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
@@ -453,8 +457,7 @@ def test_push_checks_everything_first_and_uploads_only_what_publish_wrote(hub, r
     env = _env(hub, tmp_path / "home", registry)
     release = tmp_path / "release"
     for name in ("p1", "p2"):
-        r = _cli(
-            env,
+        r = run_cli(
             "publish",
             str(runs["a"]),
             "--repo-id",
@@ -463,19 +466,20 @@ def test_push_checks_everything_first_and_uploads_only_what_publish_wrote(hub, r
             name,
             "--mirror",
             str(release),
+            env=env,
         )
         assert r.returncode == 0, r.stderr
-    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/p3", "--name", "p3", "--mirror", "")
+    r = run_cli("publish", str(runs["a"]), "--repo-id", "org/p3", "--name", "p3", "--mirror", "", env=env)
     assert r.returncode == 2 and "empty string" in r.stderr and "Traceback" not in r.stderr
     (release / "org" / "p2" / "pytorch_model.bin").write_bytes(b"pickle")
-    r = _cli(env, "push", str(release), "--name", "p1", "--name", "p2")
+    r = run_cli("push", str(release), "--name", "p1", "--name", "p2", env=env)
     assert r.returncode == 2 and "pickle" in r.stderr
     assert _entry(registry, "p1")["hub"]["revision"] is None  # p1 was fine, but nothing is pushed
     (release / "org" / "p2" / "pytorch_model.bin").unlink()
     (release / "org" / "p1" / ".env").write_text("HF_TOKEN=secret")
-    r = _cli(env, "push", str(release), "--name", "no_such_model")
+    r = run_cli("push", str(release), "--name", "no_such_model", env=env)
     assert r.returncode == 2 and "no_such_model" in r.stderr
-    r = _cli(env, "push", str(release), "--name", "p1", "--name", "p2")
+    r = run_cli("push", str(release), "--name", "p1", "--name", "p2", env=env)
     assert r.returncode == 0, r.stderr
     revision = _entry(registry, "p1")["hub"]["revision"]
     assert revision and _entry(registry, "p2")["hub"]["revision"]
@@ -488,11 +492,19 @@ def test_hub_republish_leaves_no_file_of_the_previous_run(hub, runs, tmp_path) -
     registry = tmp_path / "zoo.json"
     shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
     env = _env(hub, tmp_path / "home", registry)
-    r = _cli(
-        env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--twin", str(runs["b"])
+    r = run_cli(
+        "publish",
+        str(runs["a"]),
+        "--repo-id",
+        "org/again",
+        "--name",
+        "again",
+        "--twin",
+        str(runs["b"]),
+        env=env,
     )
     assert r.returncode == 0, r.stderr
-    r = _cli(env, "publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--replace")
+    r = run_cli("publish", str(runs["a"]), "--repo-id", "org/again", "--name", "again", "--replace", env=env)
     assert r.returncode == 0, r.stderr
     code = "from huggingface_hub import HfApi; print(sorted(HfApi().list_repo_files('org/again')))"
     files = _run(["-c", code], env)

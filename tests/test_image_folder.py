@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import reset_accelerate, run_torchrun
+from helpers import reset_accelerate, run_torchrun
 
 from fixnorm_zoo.errors import DataError
 from fixnorm_zoo.recipe import RECIPES_DIR, load_recipe
@@ -177,7 +177,7 @@ def tiny_shards(tiny_imagefolder: Path, tmp_path_factory) -> dict[str, Path]:
     """The tiny folder's JPEG bytes as the formats ImageNet is trained from (``write_shards``): webdataset shards
     laid out as timm/imagenet-1k-wds and parquet shards as the Hub's imagenet-1k, two shards per split, so two ranks
     can each read their own."""
-    from conftest import IMAGE_FOLDER_CLASSES
+    from helpers import IMAGE_FOLDER_CLASSES
 
     from fixnorm_zoo.data.imagenet import write_shards
 
@@ -196,7 +196,7 @@ def tiny_shards(tiny_imagefolder: Path, tmp_path_factory) -> dict[str, Path]:
 def test_webdataset_and_parquet_shards_train_and_evaluate(
     fmt: str, tiny_shards, tiny_imagefolder, tmp_path
 ) -> None:
-    """Issue 22: ImageNet's shard formats through `datasets` (hf:webdataset:DIR, hf:parquet:DIR), map-style: two
+    """ImageNet's shard formats through `datasets` (hf:webdataset:DIR, hf:parquet:DIR), map-style: two
     updates at full resolution, scored on the 8 validation images."""
     from fixnorm_zoo.engine.train import train
 

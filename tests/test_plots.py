@@ -1,4 +1,4 @@
-"""Figures people look at (issue 21): a legend never covers a curve (one legend below the axes), no series is
+"""Figures people look at: a legend never covers a curve (one legend below the axes), no series is
 clipped (a zoomed view comes with an unclipped one; a log axis leaves out LR 0 and says so), and each seed of a run
 is distinguishable."""
 

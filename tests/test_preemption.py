@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import reset_accelerate, run_torchrun, tiny_recipe
+from helpers import reset_accelerate, run_cli, run_torchrun, tiny_recipe
 
 from fixnorm_zoo.engine import train as train_mod
 from fixnorm_zoo.engine.rundir import RunDir
@@ -132,17 +132,11 @@ def test_sigkill_between_step_checkpoints_resumes_from_the_last_one(tmp_path) ->
 
 def test_cli_prints_one_line_and_exits_with_the_requeue_code(tmp_path) -> None:
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", *CLI_SETS]
-    cmd += ["--output", str(run), "--no-progress"]
+    cmd = ["train", "fashion_mnist/resnet18_fixnorm", *CLI_SETS, "--output", str(run), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FIXNORM_ZOO_SIGNAL_AT": "train:update_3"}
     for sig, code in (("SIGTERM", EXIT_PREEMPTED), ("SIGINT", EXIT_INTERRUPTED)):
-        r = subprocess.run(
-            [*cmd, *(["--resume"] if run.exists() else [])],
-            env={**env, "FIXNORM_ZOO_SIGNAL": sig},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=ROOT,
+        r = run_cli(
+            *cmd, *(["--resume"] if run.exists() else []), env={**env, "FIXNORM_ZOO_SIGNAL": sig}, cwd=ROOT
         )
         assert r.returncode == code, r.stderr[-2000:]
         lines = [line for line in r.stderr.splitlines() if line.startswith("fixnorm-zoo")]
@@ -152,19 +146,18 @@ def test_cli_prints_one_line_and_exits_with_the_requeue_code(tmp_path) -> None:
 
 
 def test_ctrl_c_while_an_epoch_checkpoint_is_written_is_one_line_and_resumes(tmp_path) -> None:
-    """Issue 24: Ctrl-C as the end-of-epoch checkpoint is written (the named point right after it) printed a
+    """Ctrl-C as the end-of-epoch checkpoint is written (the named point right after it) printed a
     traceback; now the run stops at the next step with one line and exit 130, and `--resume` finishes it."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fixnorm_zoo.cli", "train", "fashion_mnist/resnet18_fixnorm", *CLI_SETS]
-    cmd += ["--output", str(run), "--no-progress"]
+    cmd = ["train", "fashion_mnist/resnet18_fixnorm", *CLI_SETS, "--output", str(run), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     signalled = {**env, "FIXNORM_ZOO_SIGNAL_AT": "train:checkpoint_1", "FIXNORM_ZOO_SIGNAL": "SIGINT"}
-    r = subprocess.run(cmd, env=signalled, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = run_cli(*cmd, env=signalled, cwd=ROOT)
     assert r.returncode == EXIT_INTERRUPTED and "Traceback" not in r.stderr, r.stderr[-2000:]
     lines = [line for line in r.stderr.splitlines() if line.startswith("fixnorm-zoo")]
     assert len(lines) == 1 and "stopped by SIGINT" in lines[0] and "--resume" in lines[0], r.stderr[-2000:]
     assert not (run / "summary.json").exists()
-    r = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = run_cli(*cmd, "--resume", env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "summary.json").is_file()
     assert [json.loads(x)["epoch"] for x in (run / "log.jsonl").read_text().splitlines()] == [1, 2]

@@ -90,7 +90,7 @@ def test_fashion_mnist_recipes_hold_the_tuners_result() -> None:
     manifest = yaml.safe_load((ROOT / "eval" / "manifest.yaml").read_text())
     newest: dict[str, str] = {}
     for entry in manifest["tunes"]:
-        # a search at another schedule or seed (issue 23's half-schedule and second-seed surfaces) measures the
+        # a search at another schedule or seed (the tuner study's half-schedule and second-seed surfaces) measures the
         # recipe's surface, it does not tune the recipe
         other_run = any(f"--set {k}=" in entry["args"] for k in ("epochs", "seed"))
         if not entry["id"].startswith(("grid_", "explore_")) and not other_run:

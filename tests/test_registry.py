@@ -202,7 +202,7 @@ def test_a_users_publishes_go_to_the_user_file_merged_over_the_package(tmp_path,
 
 
 def test_eval_transform_takes_colour_and_grayscale_images() -> None:
-    """Issue 21, defect 5: a colour photo through a 1-channel model's transform (and a grayscale scan through an
+    """A colour photo through a 1-channel model's transform (and a grayscale scan through an
     RGB model's) is converted to the model's channels, not a shape error."""
     from PIL import Image
 
@@ -217,7 +217,7 @@ def test_eval_transform_takes_colour_and_grayscale_images() -> None:
 
 
 def test_timm_script_runs_a_timm_script_with_the_zoo_registered(tmp_path) -> None:
-    """Issue 21: the cards' validate.py line. A stand-in for timm's script sees resnet9s and the zoo's tags in
+    """The cards' validate.py line. A stand-in for timm's script sees resnet9s and the zoo's tags in
     timm's registry, its own arguments unchanged; a missing script is one error line."""
     import subprocess
 

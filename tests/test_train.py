@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import reset_accelerate, run_torchrun, tiny_recipe
+from helpers import reset_accelerate, run_torchrun, tiny_recipe
 
 from fixnorm_zoo.data.fashion_mnist import BatchAugment, InMemoryLoader, load_fashion_mnist
 from fixnorm_zoo.engine import train as train_mod
@@ -427,7 +427,7 @@ def test_launcher_settings_apply_unless_the_recipe_sets_them(tmp_path: Path, mon
 
 @pytest.mark.multiproc
 def test_two_process_run_with_tensorboard_ends_cleanly(tmp_path: Path) -> None:
-    from conftest import run_torchrun
+    from helpers import run_torchrun
 
     proc = run_torchrun(
         [

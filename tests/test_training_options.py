@@ -1,11 +1,11 @@
-"""Recipe options measured by issue 20's ablations: frozen BatchNorm scale, BatchNorm momentum, EMA warm-up and
+"""Recipe options measured by the ablations (eval/results.csv rows explore_*): frozen BatchNorm scale, BatchNorm momentum, EMA warm-up and
 alternating flips. Each is checked for doing what it says on a tiny real run or loader, and for refusing misuse."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_recipe
+from helpers import tiny_recipe
 from safetensors.torch import load_file
 
 from fixnorm_zoo.data.fashion_mnist import InMemoryLoader
@@ -99,7 +99,7 @@ def test_ema_warmup_makes_a_short_run_average_its_recent_weights(tmp_path) -> No
 
 
 def _resnet9s(**overrides):
-    from conftest import TINY_RESNET9S
+    from helpers import TINY_RESNET9S
 
     from fixnorm_zoo.recipe import load_recipe
 

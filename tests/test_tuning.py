@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import run_torchrun
+from helpers import run_torchrun
 
 from fixnorm_zoo.engine import train as train_mod
 from fixnorm_zoo.errors import FixNormZooError, TrainingDiverged
@@ -108,7 +108,7 @@ def test_tune_log_resumes_without_repeating_trials(tmp_path: Path, monkeypatch) 
     assert (tmp_path / "trials.png").stat().st_size > 10_000 and (tmp_path / "trials.csv").is_file()
     with pytest.raises(FixNormZooError, match="other settings"):
         tuning.tune(recipe, trials=9, **{**kw, "proxy_epochs": 3})
-    # issue 24: the log pins the resolved recipe, not its name: another --set into the same output is refused
+    # the log pins the resolved recipe, not its name: another --set into the same output is refused
     other = load_recipe("fashion_mnist/resnet18_fixnorm", overrides={"label_smoothing": 0.2})
     with pytest.raises(FixNormZooError, match="other settings"):
         tuning.tune(other, trials=9, **kw)

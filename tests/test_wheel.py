@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "epochs=1", "--set", "train_subset=512", "--set", "batch_size=64"]
@@ -80,21 +81,20 @@ def _env(target: Path, hub: str, home: Path, registry: Path) -> dict[str, str]:
     return env
 
 
-def _cli(target: Path, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(target / "bin" / "fixnorm-zoo"), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def _push_release(installed: Path, env: dict[str, str], work: Path, registry: Path, *names: str) -> None:
     """Push the named repos of the checkout's release folder to the test Hub, pinning them in ``registry``."""
     names_args = [a for name in names for a in ("--name", name)]
-    r = _cli(installed, env, work, "push", str(ROOT / "zoo_mirror"), "--registry", str(registry), *names_args)
+    r = run_cli(
+        "push",
+        str(ROOT / "zoo_mirror"),
+        "--registry",
+        str(registry),
+        *names_args,
+        env=env,
+        cwd=work,
+        timeout=600,
+        program=[str(installed / "bin" / "fixnorm-zoo")],
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -133,23 +133,41 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[: len(bundled)] == [f"{n} False (2, 10)" for n in bundled]
-    r = _cli(installed, {**env, "HF_HUB_OFFLINE": "1"}, work, "eval", bundled[0], "--data", "fashion_mnist")
+    r = run_cli(
+        "eval",
+        bundled[0],
+        "--data",
+        "fashion_mnist",
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        cwd=work,
+        timeout=600,
+        program=[str(installed / "bin" / "fixnorm-zoo")],
+    )
     assert r.returncode == 0, r.stderr
     measured = float(r.stdout.splitlines()[1].split(",")[2])
     recorded = next(m["top1"] for m in json.loads(registry.read_text())["models"] if m["name"] == bundled[0])
     assert abs(measured - recorded) < 0.015  # at most one of the 10,000 test images flips on another CPU
 
-    r = _cli(installed, env, work, "list", "--recipes")
+    r = run_cli(
+        "list", "--recipes", env=env, cwd=work, timeout=600, program=[str(installed / "bin" / "fixnorm-zoo")]
+    )
     assert r.returncode == 0 and "fashion_mnist/resnet9s_fixnorm" in r.stdout.split(), r.stdout + r.stderr
 
-    r = _cli(installed, env, work, "train", "fashion_mnist/resnet9s_fixnorm", *TINY, "--output", "run")
+    r = run_cli(
+        "train",
+        "fashion_mnist/resnet9s_fixnorm",
+        *TINY,
+        "--output",
+        "run",
+        env=env,
+        cwd=work,
+        timeout=600,
+        program=[str(installed / "bin" / "fixnorm-zoo")],
+    )
     assert r.returncode == 0, r.stderr
     assert (work / "run" / "summary.json").is_file()
 
-    r = _cli(
-        installed,
-        env,
-        work,
+    r = run_cli(
         "tune",
         "fashion_mnist/resnet9s_fixnorm",
         "--trials",
@@ -162,11 +180,26 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
         "tune",
         "--set",
         "batch_size=64",
+        env=env,
+        cwd=work,
+        timeout=600,
+        program=[str(installed / "bin" / "fixnorm-zoo")],
     )
     assert r.returncode == 0, r.stderr
     assert (work / "tune" / "best.yaml").is_file()
 
-    r = _cli(installed, env, work, "publish", "run", "--repo-id", "org/wheel", "--name", "wheel_model")
+    r = run_cli(
+        "publish",
+        "run",
+        "--repo-id",
+        "org/wheel",
+        "--name",
+        "wheel_model",
+        env=env,
+        cwd=work,
+        timeout=600,
+        program=[str(installed / "bin" / "fixnorm-zoo")],
+    )
     assert r.returncode == 0, r.stderr
     entry = next(m for m in json.loads(registry.read_text())["models"] if m["name"] == "wheel_model")
     assert entry["recipe"] == "fashion_mnist/resnet9s_fixnorm" and len(entry["hub"]["revision"]) == 40
@@ -179,7 +212,16 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "(1,", "28,", "28)"]
 
-    r = _cli(installed, env, work, "eval", "wheel_model", "--data", "fashion_mnist")
+    r = run_cli(
+        "eval",
+        "wheel_model",
+        "--data",
+        "fashion_mnist",
+        env=env,
+        cwd=work,
+        timeout=600,
+        program=[str(installed / "bin" / "fixnorm-zoo")],
+    )
     assert r.returncode == 0, r.stderr
     top1 = float(r.stdout.splitlines()[1].split(",")[2])
     assert abs(top1 - entry["top1"]) < 1e-6
@@ -187,7 +229,7 @@ def test_installed_wheel_trains_publishes_loads_and_evaluates(installed, hub, tm
 
 @pytest.mark.slow  # ~2 min: two repos pushed to the local Hub, each card's commands run (10,000 test images each)
 def test_published_cards_commands_work_as_printed(installed, hub, tmp_path) -> None:
-    """Issue 21: the commands a published card prints, run as printed from the installed wheel in a folder outside
+    """The commands a published card prints, run as printed from the installed wheel in a folder outside
     the checkout once the repo is on a Hub (the local one): the registry eval, the `hf-hub:` eval, timm's own
     validate.py through `fixnorm_zoo.timm_script`, and the card's Python block; each gives the card's number."""
     import gzip
@@ -246,7 +288,7 @@ def test_published_cards_commands_work_as_printed(installed, hub, tmp_path) -> N
 
 @pytest.mark.slow  # ~1 min: the README's load block and its evaluate lines that need no run folder or Hub org
 def test_readme_load_block_and_evaluate_lines_work_as_printed(installed, hub, tmp_path) -> None:
-    """Issue 21: the README's "Load a model" Python block (its last line downloads the timm tag from the Hub, so
+    """The README's "Load a model" Python block (its last line downloads the timm tag from the Hub, so
     the entry is pushed to the local one first) and its Evaluate lines that name a bundled model, run as printed
     from the installed wheel outside the checkout."""
     import re
@@ -273,7 +315,13 @@ def test_readme_load_block_and_evaluate_lines_work_as_printed(installed, hub, tm
         m for m in json.loads(registry.read_text())["models"] if m["name"] == "resnet9s.fixnorm_fmnist"
     )
     for line in bundled:
-        r = _cli(installed, env, work, *shlex.split(line, comments=True)[1:])
+        r = run_cli(
+            *shlex.split(line, comments=True)[1:],
+            env=env,
+            cwd=work,
+            timeout=600,
+            program=[str(installed / "bin" / "fixnorm-zoo")],
+        )
         assert r.returncode == 0, (line, r.stderr)
         if "--tta" not in line:
             assert abs(float(r.stdout.splitlines()[1].split(",")[2]) - entry["top1"]) < 0.015, r.stdout
