@@ -214,3 +214,42 @@ def plot_time_to_accuracy(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return fig  # for inspection (tests); the PNG is the product
+
+
+def plot_families(
+    families: dict[str, dict[str, list[tuple[str, list[dict[str, Any]]]]]], path: Path, *, title: str
+) -> Any:
+    """Test top-1 per epoch, one panel per architecture family, one line per method (colour) and seed (line style).
+
+    Args:
+        families: ``{family: {method: [(seed, a run's per-epoch rows), ...]}}``.
+        path: the PNG to write.
+        title: the figure title.
+    """
+    plt = figures()
+    names = sorted(families)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    colors = {"fixnorm": "tab:blue", "wd": "tab:orange"}
+    styles = ("-", "--", ":")
+    for ax, family in zip(axes[0], names, strict=True):
+        for method, runs in sorted(families[family].items()):
+            for i, (seed, log) in enumerate(runs):
+                ax.plot(
+                    [h["epoch"] for h in log],
+                    [h["top1"] for h in log],
+                    color=colors[method],
+                    ls=styles[i % len(styles)],
+                    marker="o",
+                    ms=3,
+                    alpha=0.85,
+                    label=f"{METHOD_LABELS[method]}, seed {seed}",
+                )
+        ax.set(title=family, xlabel="epoch", ylabel="test top-1 (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,21 @@ from fixnorm_zoo.tune.strategies import param_key
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _record():
-    spec = importlib.util.spec_from_file_location("record", ROOT / "eval" / "record.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _load(name: str):
+    """A fresh copy of one of eval/record.py's modules (``record_rows``, ``record_runner``, ``record_tables``)."""
+    sys.path.insert(0, str(ROOT / "eval"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "eval" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "eval"))
 
 
-record = _record()
-ROWS = record.read_rows()
+rows_mod = _load("record_rows")
+tables_mod = _load("record_tables")
+ROWS = rows_mod.read_rows()
 
 
 def _command_sets(command: str, verb: str) -> tuple[str, dict[str, str]]:
@@ -43,7 +50,7 @@ def test_every_row_has_the_schema_and_a_command() -> None:
     ids = [r["id"] for r in ROWS]
     assert len(ids) == len(set(ids)), "duplicate ids"
     for r in ROWS:
-        assert list(r) == list(record.COLUMNS)
+        assert list(r) == list(rows_mod.COLUMNS)
         assert r["kind"] in ("train", "trial") and r["command"] and r["split"], r["id"]
         if r["status"] == "ok":
             assert 0 < float(r["top1"]) <= 100 and float(r["train_min"]) > 0, r["id"]
@@ -66,8 +73,8 @@ def test_train_rows_command_sets_the_rows_point(row: dict[str, str]) -> None:
         history = [json.loads(x) for x in (ROOT / row["log"]).read_text().splitlines()]
         assert len(history) == recipe.epochs
         # each target's minutes (or "not reached") is the log's, at the first epoch that reached it
-        for target in record.TARGETS:
-            minutes, epoch = record.minutes_to(history, target), record.epochs_to(history, target)
+        for target in rows_mod.TARGETS:
+            minutes, epoch = rows_mod.minutes_to(history, target), rows_mod.epochs_to(history, target)
             assert (minutes is None) == (epoch is None) == (not row[f"min_to_{target}"]), (row["id"], target)
             if minutes is not None:
                 assert minutes == pytest.approx(float(row[f"min_to_{target}"]), abs=0.006)
@@ -77,14 +84,14 @@ def test_train_rows_command_sets_the_rows_point(row: dict[str, str]) -> None:
     if row["ref_epoch_s"]:
         # a timed row: its cost in reference epochs is its seconds over a yardstick measured in the same session
         # (logged in eval/yardstick.csv), and each target's reference epochs are the log's
-        yardsticks = {float(y["ref_epoch_s"]) for y in record.read_rows(record.YARDSTICK_LOG)}
+        yardsticks = {float(y["ref_epoch_s"]) for y in rows_mod.read_rows(rows_mod.YARDSTICK_LOG)}
         ref = float(row["ref_epoch_s"])
         assert ref in yardsticks, row["id"]
         assert float(row["ref_epochs"]) == pytest.approx(float(row["train_s"]) / ref, abs=0.006)
         assert row["cpu"] and row["code_revision"], row["id"]
         history = [json.loads(x) for x in (ROOT / row["log"]).read_text().splitlines()]
-        for target in record.TARGETS:
-            seconds = record.seconds_to(history, target)
+        for target in rows_mod.TARGETS:
+            seconds = rows_mod.seconds_to(history, target)
             assert (seconds is None) == (not row[f"ref_epochs_to_{target}"]), (row["id"], target)
             if seconds is not None:
                 assert seconds / ref == pytest.approx(float(row[f"ref_epochs_to_{target}"]), abs=0.006)
@@ -123,11 +130,11 @@ def test_every_manifest_entry_has_its_rows() -> None:
 def test_readme_tables_are_generated_from_the_rows() -> None:
     """Every generated table sits in exactly one page (the README or a docs page it links), and each page is what
     eval/record.py renders from the rows."""
-    texts = {p.relative_to(ROOT).as_posix(): p.read_text() for p in record.PAGES}
-    placed = sorted(m.group(2) for t in texts.values() for m in record.BLOCK.finditer(t))
-    assert placed == sorted(record.TABLES), placed
+    texts = {p.relative_to(ROOT).as_posix(): p.read_text() for p in rows_mod.PAGES}
+    placed = sorted(m.group(2) for t in texts.values() for m in tables_mod.BLOCK.finditer(t))
+    assert placed == sorted(tables_mod.TABLES), placed
     for name, text in texts.items():
-        assert record.render_readme(text, ROWS) == text, f"{name}: run .venv/bin/python eval/record.py readme"
+        assert tables_mod.render_readme(text, ROWS) == text, f"{name}: run .venv/bin/python eval/record.py readme"
     for name, text in texts.items():  # every page's relative links (pages, figures, files) resolve
         for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
             if not link.startswith(("http://", "https://")):
@@ -160,7 +167,7 @@ def test_a_tune_entry_continues_trial_by_trial_from_its_kept_log(tmp_path, monke
     """record.py runs a search one trial per tuner call and records each trial as it ends, so a stop mid-search
     loses at most one trial; trials in the kept log but not yet in the rows are recorded first; a search that
     converges before its budget is not called again and again."""
-    rec = _record()
+    rec = _load("record_runner")
     rows: list[dict] = []
     monkeypatch.setattr(rec, "read_rows", lambda path=None: list(rows))
     monkeypatch.setattr(rec, "append_rows", lambda new, path=None: rows.extend(new))
