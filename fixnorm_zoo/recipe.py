@@ -12,6 +12,7 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -128,12 +129,41 @@ class Recipe:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        for f in dataclasses.fields(self):  # .nan / .inf parse as YAML floats: no field may hold one
-            values = getattr(self, f.name)
-            for v in values if isinstance(values, list) else [values]:
-                if isinstance(v, float) and not math.isfinite(v):
-                    raise RecipeError(f"recipe field {f.name}={values!r}: must be a finite number")
-        positive = (
+        _check_ranges(self)
+        if not NAME.fullmatch(self.name):
+            raise RecipeError(
+                f"recipe field name={self.name!r}: a name is {NAME_RULE}: it names the default run folder runs/NAME "
+                "and the zoo entry"
+            )
+        try:
+            signal_numbers(self.preempt_signals)
+        except ValueError as e:
+            raise RecipeError(f"recipe field preempt_signals={self.preempt_signals!r}: {e}") from None
+        for broken, message in RULES:
+            if broken(self):
+                raise RecipeError(message(self))
+
+    @property
+    def in_chans(self) -> int:
+        return self.input_size[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+MAX_INHERIT_DEPTH = 32
+MAX_CLASSES = 1_000_000
+MAX_SIDE = 4096
+MAX_RECIPE_BYTES = 1 << 20
+
+RANGES: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (
+        (
             "epochs",
             "batch_size",
             "lr",
@@ -151,134 +181,127 @@ class Recipe:
             "bn_bias_lr_scale",
             "checkpoint_every_steps",
             "checkpoint_every_minutes",
-        )
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be > 0")
-        if not NAME.fullmatch(self.name):
-            raise RecipeError(
-                f"recipe field name={self.name!r}: a name is {NAME_RULE}: it names the default run folder runs/NAME "
-                "and the zoo entry"
-            )
-        try:
-            signal_numbers(self.preempt_signals)
-        except ValueError as e:
-            raise RecipeError(f"recipe field preempt_signals={self.preempt_signals!r}: {e}") from None
-        for name in (
-            "label_smoothing",
-            "reprob",
-            "drop_rate",
-            "drop_path_rate",
-            "momentum",
-            "model_ema_decay",
-        ):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be in [0, 1)")
-        if not 0.0 <= self.hflip <= 1.0:
-            raise RecipeError(f"recipe field hflip={self.hflip!r}: a probability, in [0, 1]")
-        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
-            raise RecipeError(
-                f"recipe field bn_momentum={self.bn_momentum!r}: PyTorch's convention, in (0, 1] (0.1 is its default)"
-            )
-        if self.hflip_mode == "alternate" and (self.dataset != "fashion_mnist" or self.hflip != 0.5):
-            raise RecipeError(
-                f"recipe field hflip_mode='alternate' (dataset {self.dataset}, hflip {self.hflip}): alternating flips "
-                "are built for the in-memory Fashion-MNIST loader with hflip 0.5; use hflip_mode: random"
-            )
-        if self.bn_bias_lr_scale != 1.0 and self.optimizer == "muon":
-            raise RecipeError(
-                f"recipe field bn_bias_lr_scale={self.bn_bias_lr_scale!r} with optimizer: muon: Muon's SGD part sets "
-                "its own LR (aux_lr_scale); leave bn_bias_lr_scale at 1"
-            )
-        if self.whiten_stem and self.dataset != "fashion_mnist":
-            raise RecipeError(
-                f"recipe field whiten_stem (dataset {self.dataset}): the whitening is computed from the in-memory "
-                "Fashion-MNIST images; set whiten_stem: false"
-            )
-        if self.method == "fixnorm" and self.weight_decay:
-            raise RecipeError(
-                f"recipe field weight_decay={self.weight_decay!r} with method: fixnorm: FixNorm replaces weight decay;"
-                " set weight_decay: 0, or method: wd for the weight-decay twin"
-            )
-        if self.method == "wd" and (self.fc_norm is not None or self.invariant_norm is not None):
-            raise RecipeError(
-                "recipe fields fc_norm/invariant_norm are FixNorm's; with method: wd leave them unset"
-            )
-        if (
-            len(self.input_size) != 3
-            or len(self.mean) != self.input_size[0]
-            or len(self.std) != self.input_size[0]
-        ):
-            raise RecipeError(
-                f"recipe fields input_size={self.input_size}, mean={self.mean}, std={self.std}: input_size is "
-                "[channels, height, width] and mean/std have one value per channel"
-            )
-        if any(v <= 0 for v in self.input_size) or any(v <= 0 for v in self.std):
-            raise RecipeError(
-                f"recipe fields input_size={self.input_size}, std={self.std}: sizes and standard deviations must be"
-                " > 0 (std divides the image)"
-            )
-        for name in (
-            "warmup_epochs",
-            "min_lr",
-            "weight_decay",
-            "workers",
-            "seed",
-            "crop_pad",
-            "mixup",
-            "cutmix",
-        ):
-            if getattr(self, name) < 0:
-                raise RecipeError(f"recipe field {name}={getattr(self, name)!r}: must be >= 0")
-        if self.seed >= 2**32:
-            raise RecipeError(
-                f"recipe field seed={self.seed}: must be below 2**32 (numpy's and CUDA's seed range)"
-            )
-        if self.num_classes > MAX_CLASSES:
-            raise RecipeError(f"recipe field num_classes={self.num_classes}: at most {MAX_CLASSES:,}")
-        if any(isinstance(v, int) and not 0 < v <= MAX_SIDE for v in self.input_size):
-            raise RecipeError(
-                f"recipe field input_size={self.input_size}: channels and sides must be from 1 to {MAX_SIDE}"
-            )
-        if self.min_lr > self.lr:
-            raise RecipeError(
-                f"recipe fields min_lr={self.min_lr} > lr={self.lr}: the schedule ends at min_lr <= lr"
-            )
-        if self.warmup_epochs > self.epochs:
-            raise RecipeError(
-                f"recipe fields warmup_epochs={self.warmup_epochs} > epochs={self.epochs}: warm-up cannot outlast"
-                " training"
-            )
-        if self.train_subset is not None and self.train_subset < 1:
-            raise RecipeError(
-                f"recipe field train_subset={self.train_subset!r}: the number of training images to use (>= 1), or"
-                " null for all of them"
-            )
-        if self.holdout < 0 or (self.holdout and self.dataset != "fashion_mnist"):
-            raise RecipeError(
-                f"recipe field holdout={self.holdout!r}: a held-out validation split (N >= 0 training images) is"
-                " implemented for dataset: fashion_mnist; ImageNet recipes score the validation split"
-            )
-        if self.hf_streaming and not (self.data_dir or "").startswith("hf:"):
-            raise RecipeError(
-                f"recipe field hf_streaming=True needs data_dir: hf:NAME (a Hugging Face dataset); got {self.data_dir!r}"
-            )
-        if self.grad_accum_steps and self.batch_size % self.grad_accum_steps:
-            raise RecipeError(
-                f"batch_size={self.batch_size} is not divisible by grad_accum_steps={self.grad_accum_steps}"
-            )
+        ),
+        lambda v: v > 0,
+        "must be > 0",
+    ),
+    (
+        ("label_smoothing", "reprob", "drop_rate", "drop_path_rate", "momentum", "model_ema_decay"),
+        lambda v: 0.0 <= v < 1.0,
+        "must be in [0, 1)",
+    ),
+    (("hflip",), lambda v: 0.0 <= v <= 1.0, "a probability, in [0, 1]"),
+    (("bn_momentum",), lambda v: 0.0 < v <= 1.0, "PyTorch's convention, in (0, 1] (0.1 is its default)"),
+    (
+        ("warmup_epochs", "min_lr", "weight_decay", "workers", "seed", "crop_pad", "mixup", "cutmix"),
+        lambda v: v >= 0,
+        "must be >= 0",
+    ),
+    (("seed",), lambda v: v < 2**32, "must be below 2**32 (numpy's and CUDA's seed range)"),
+    (("num_classes",), lambda v: v <= MAX_CLASSES, f"at most {MAX_CLASSES:,}"),
+    (
+        ("train_subset",),
+        lambda v: v >= 1,
+        "the number of training images to use (>= 1), or null for all of them",
+    ),
+)
+"""One field's range: (fields, the test its value must pass, what the message says). A field left at None passes."""
 
-    @property
-    def in_chans(self) -> int:
-        return self.input_size[0]
+RULES: tuple[tuple[Callable[[Recipe], bool], Callable[[Recipe], str]], ...] = (
+    (
+        lambda r: r.hflip_mode == "alternate" and (r.dataset != "fashion_mnist" or r.hflip != 0.5),
+        lambda r: (
+            f"recipe field hflip_mode='alternate' (dataset {r.dataset}, hflip {r.hflip}): alternating flips "
+            "are built for the in-memory Fashion-MNIST loader with hflip 0.5; use hflip_mode: random"
+        ),
+    ),
+    (
+        lambda r: r.bn_bias_lr_scale != 1.0 and r.optimizer == "muon",
+        lambda r: (
+            f"recipe field bn_bias_lr_scale={r.bn_bias_lr_scale!r} with optimizer: muon: Muon's SGD part sets "
+            "its own LR (aux_lr_scale); leave bn_bias_lr_scale at 1"
+        ),
+    ),
+    (
+        lambda r: r.whiten_stem and r.dataset != "fashion_mnist",
+        lambda r: (
+            f"recipe field whiten_stem (dataset {r.dataset}): the whitening is computed from the in-memory "
+            "Fashion-MNIST images; set whiten_stem: false"
+        ),
+    ),
+    (
+        lambda r: r.method == "fixnorm" and bool(r.weight_decay),
+        lambda r: (
+            f"recipe field weight_decay={r.weight_decay!r} with method: fixnorm: FixNorm replaces weight decay;"
+            " set weight_decay: 0, or method: wd for the weight-decay twin"
+        ),
+    ),
+    (
+        lambda r: r.method == "wd" and (r.fc_norm is not None or r.invariant_norm is not None),
+        lambda r: "recipe fields fc_norm/invariant_norm are FixNorm's; with method: wd leave them unset",
+    ),
+    (
+        lambda r: len(r.input_size) != 3 or len(r.mean) != r.input_size[0] or len(r.std) != r.input_size[0],
+        lambda r: (
+            f"recipe fields input_size={r.input_size}, mean={r.mean}, std={r.std}: input_size is "
+            "[channels, height, width] and mean/std have one value per channel"
+        ),
+    ),
+    (
+        lambda r: any(v <= 0 for v in r.input_size) or any(v <= 0 for v in r.std),
+        lambda r: (
+            f"recipe fields input_size={r.input_size}, std={r.std}: sizes and standard deviations must be"
+            " > 0 (std divides the image)"
+        ),
+    ),
+    (
+        lambda r: any(isinstance(v, int) and not 0 < v <= MAX_SIDE for v in r.input_size),
+        lambda r: f"recipe field input_size={r.input_size}: channels and sides must be from 1 to {MAX_SIDE}",
+    ),
+    (
+        lambda r: r.min_lr > r.lr,
+        lambda r: f"recipe fields min_lr={r.min_lr} > lr={r.lr}: the schedule ends at min_lr <= lr",
+    ),
+    (
+        lambda r: r.warmup_epochs > r.epochs,
+        lambda r: (
+            f"recipe fields warmup_epochs={r.warmup_epochs} > epochs={r.epochs}: warm-up cannot outlast"
+            " training"
+        ),
+    ),
+    (
+        lambda r: r.holdout < 0 or bool(r.holdout and r.dataset != "fashion_mnist"),
+        lambda r: (
+            f"recipe field holdout={r.holdout!r}: a held-out validation split (N >= 0 training images) is"
+            " implemented for dataset: fashion_mnist; ImageNet recipes score the validation split"
+        ),
+    ),
+    (
+        lambda r: r.hf_streaming and not (r.data_dir or "").startswith("hf:"),
+        lambda r: (
+            f"recipe field hf_streaming=True needs data_dir: hf:NAME (a Hugging Face dataset); got {r.data_dir!r}"
+        ),
+    ),
+    (
+        lambda r: bool(r.grad_accum_steps and r.batch_size % r.grad_accum_steps),
+        lambda r: f"batch_size={r.batch_size} is not divisible by grad_accum_steps={r.grad_accum_steps}",
+    ),
+)
+"""Rules between fields: (when the recipe breaks it, the message). Checked in order after the ranges."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+def _check_ranges(recipe: Recipe) -> None:
+    """No field holds NaN or inf (``.nan`` parses as a YAML float), and each field is in its :data:`RANGES`."""
+    for f in dataclasses.fields(recipe):
+        values = getattr(recipe, f.name)
+        for v in values if isinstance(values, list) else [values]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise RecipeError(f"recipe field {f.name}={values!r}: must be a finite number")
+    for names, ok, what in RANGES:
+        for name in names:
+            value = getattr(recipe, name)
+            if value is not None and not ok(value):
+                raise RecipeError(f"recipe field {name}={value!r}: {what}")
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -339,12 +362,6 @@ def _as_float(value: Any) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
-
-
-MAX_INHERIT_DEPTH = 32
-MAX_CLASSES = 1_000_000
-MAX_SIDE = 4096
-MAX_RECIPE_BYTES = 1 << 20
 
 
 def _refuse_aliases(text: str, *, where: str) -> None:

@@ -9,6 +9,7 @@ top-1 by more than ``tolerance`` points, or when an eval setting is unknown.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -97,9 +98,78 @@ def publish(
         PublishRefused: the claim is not confirmed or cannot be checked, or the publish would replace what it
             must not (a published entry without ``replace``, a non-empty ``dry_run`` folder).
     """
-    from fixnorm_zoo.zoo.registry import ModelInfo, Registry
+    plan = _check(
+        Path(run_dir),
+        repo_id=repo_id,
+        name=name,
+        dry_run=Path(dry_run) if dry_run else None,
+        mirror=mirror,
+        twin=Path(twin) if twin else None,
+        data=data,
+        registry=registry,
+        replace=replace,
+    )
+    measured = _reverify(plan.run_dir, plan.summary, data=plan.eval_data, tolerance=tolerance)  # the gate
+    recipe_ref = _recipe_ref(plan.recipe, plan.existing)
+    # the mirror's ORG folder, opened now (after the re-evaluation) without following a symlink at any component:
+    # staging, swap and clean-up all go through that descriptor, so a folder swapped in meanwhile is never written
+    slot = MirrorSlot(plan.target, repo_id) if plan.dest is not None else None
+    if slot is not None:
+        folder = slot.new_staging()
+    elif plan.dry_run:
+        folder = plan.dry_run
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=".fixnorm_publish_"))
+    try:
+        result = _stage(plan, folder, measured=measured, recipe_ref=recipe_ref)
+        if plan.dry_run:
+            return result
+        fault_point("publish:staged")
+        _deliver(plan, folder, slot=slot, result=result, private=private)
+    finally:
+        if slot is not None:
+            slot.close()
+        elif not plan.dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
+    _record(plan, measured=measured, result=result, recipe_ref=recipe_ref)
+    return result
 
-    run_dir = Path(run_dir)
+
+@dataclasses.dataclass
+class _Plan:
+    """What :func:`_check` established before any work: the run, its registry entry and where the repo goes."""
+
+    run_dir: Path
+    recipe: Any
+    summary: dict[str, Any]
+    registry: Any
+    existing: Any
+    zoo_name: str
+    repo_id: str
+    dry_run: Path | None
+    target: Path | None
+    dest: Path | None
+    twin: Path | None
+    twin_name: str | None
+    eval_data: str
+
+
+def _check(
+    run_dir: Path,
+    *,
+    repo_id: str,
+    name: str | None,
+    dry_run: Path | None,
+    mirror: str | Path | None,
+    twin: Path | None,
+    data: str | None,
+    registry: str | Path | None,
+    replace: bool,
+) -> _Plan:
+    """Every refusal that needs no re-evaluation, first: a bad run, repo id, name, registry, dry-run folder or twin,
+    an entry that must not be replaced, an unreachable Hub (an upload that cannot happen should not cost the gate)."""
+    from fixnorm_zoo.zoo.registry import Registry
+
     recipe, summary = _read_run(run_dir)
     check_repo_id(repo_id)
     reg = Registry(registry)
@@ -111,13 +181,13 @@ def publish(
         raise PublishRefused(f"--name {zoo_name!r}: a zoo name is {NAME_RULE}")
     target = None if dry_run else mirror_dir(mirror)
     dest = mirror_repo_dir(target, repo_id) if target is not None else None
-    if dry_run and Path(dry_run).exists() and (not Path(dry_run).is_dir() or any(Path(dry_run).iterdir())):
+    if dry_run and dry_run.exists() and (not dry_run.is_dir() or any(dry_run.iterdir())):
         raise PublishRefused(f"--dry-run {dry_run}: not a new or empty folder; name one that is")
     if not dry_run and dest is None:
-        check_hub_reachable()  # before the re-evaluation: an upload that cannot happen should not cost it
+        check_hub_reachable()
     twin_name = None
     if twin is not None:
-        twin_summary = _read_summary(Path(twin))
+        twin_summary = _read_summary(twin)
         if twin_summary.get("method") == recipe.method:
             raise PublishRefused(
                 f"--twin {twin}: its method is also {recipe.method!r}; a twin differs in the method"
@@ -126,65 +196,73 @@ def publish(
         twin_name = (
             paired.name if paired and paired.method == twin_summary.get("method") else twin_summary["name"]
         )
-    eval_data = _eval_data(recipe, data)
-    measured = _reverify(run_dir, summary, data=eval_data, tolerance=tolerance)
+    return _Plan(
+        run_dir=run_dir,
+        recipe=recipe,
+        summary=summary,
+        registry=reg,
+        existing=existing,
+        zoo_name=zoo_name,
+        repo_id=repo_id,
+        dry_run=dry_run,
+        target=target,
+        dest=dest,
+        twin=twin,
+        twin_name=twin_name,
+        eval_data=_eval_data(recipe, data),
+    )
 
-    recipe_ref = _recipe_ref(recipe, existing)
-    # the mirror's ORG folder, opened now (after the re-evaluation) without following a symlink at any component:
-    # staging, swap and clean-up all go through that descriptor, so a folder swapped in meanwhile is never written
-    slot = MirrorSlot(target, repo_id) if dest is not None else None
+
+def _stage(plan: _Plan, folder: Path, *, measured: dict[str, Any], recipe_ref: str) -> dict[str, Any]:
+    """The repo folder written in ``folder`` (weights, config, card, tracing files); publish's result so far."""
+    _write_repo_folder_or_fail(
+        plan.run_dir,
+        folder,
+        recipe=plan.recipe,
+        summary=plan.summary,
+        measured=measured,
+        repo_id=plan.repo_id,
+        zoo_name=plan.zoo_name,
+        existing=plan.existing,
+        twin=plan.twin,
+        twin_name=plan.twin_name,
+        eval_data=plan.eval_data,
+        recipe_ref=recipe_ref,
+    )
+    weights = folder / WEIGHTS_FILE
+    return {
+        "name": plan.zoo_name,
+        "repo_id": plan.repo_id,
+        "revision": None,
+        "sha256": sha256_file(weights),
+        "size": weights.stat().st_size,
+        "top1": measured["top1"],
+        "top5": measured["top5"],
+        "folder": str(folder),
+    }
+
+
+def _deliver(
+    plan: _Plan, folder: Path, *, slot: MirrorSlot | None, result: dict[str, Any], private: bool
+) -> None:
+    """The staged folder swapped into the mirror, or uploaded to the Hub (its commit recorded in ``result``)."""
     if slot is not None:
-        folder = slot.new_staging()
-    elif dry_run:
-        folder = Path(dry_run)
+        slot.swap_in()
+        result["folder"] = str(plan.dest)
     else:
-        folder = Path(tempfile.mkdtemp(prefix=".fixnorm_publish_"))
-    try:
-        _write_repo_folder_or_fail(
-            run_dir,
-            folder,
-            recipe=recipe,
-            summary=summary,
-            measured=measured,
-            repo_id=repo_id,
-            zoo_name=zoo_name,
-            existing=existing,
-            twin=Path(twin) if twin else None,
-            twin_name=twin_name,
-            eval_data=eval_data,
-            recipe_ref=recipe_ref,
-        )
-        weights = folder / WEIGHTS_FILE
-        sha, size = sha256_file(weights), weights.stat().st_size
-        result = {
-            "name": zoo_name,
-            "repo_id": repo_id,
-            "revision": None,
-            "sha256": sha,
-            "size": size,
-            "top1": measured["top1"],
-            "top5": measured["top5"],
-            "folder": str(folder),
-        }
-        if dry_run:
-            return result
-        fault_point("publish:staged")
-        if slot is not None:
-            slot.swap_in()
-            result["folder"] = str(dest)
-        else:
-            message = f"fixnorm_zoo: {zoo_name} (top-1 {measured['top1']:.2f}%)"
-            result["revision"] = _upload(folder, repo_id=repo_id, private=private, message=message)
-    finally:
-        if slot is not None:
-            slot.close()
-        elif not dry_run:
-            shutil.rmtree(folder, ignore_errors=True)
+        message = f"fixnorm_zoo: {plan.zoo_name} (top-1 {result['top1']:.2f}%)"
+        result["revision"] = _upload(folder, repo_id=plan.repo_id, private=private, message=message)
 
-    entry = _registry_entry(existing, recipe, summary, measured, result=result, recipe_ref=recipe_ref)
+
+def _record(plan: _Plan, *, measured: dict[str, Any], result: dict[str, Any], recipe_ref: str) -> None:
+    """The registry entry, written last: it names only weights that are already where it says."""
+    from fixnorm_zoo.zoo.registry import ModelInfo
+
+    entry = _registry_entry(
+        plan.existing, plan.recipe, plan.summary, measured, result=result, recipe_ref=recipe_ref
+    )
     fault_point("publish:before_registry")
-    reg.upsert(ModelInfo.from_dict(entry))
-    return result
+    plan.registry.upsert(ModelInfo.from_dict(entry))
 
 
 def _existing_entry(reg, name: str, *, may_replace: bool):
