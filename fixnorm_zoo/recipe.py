@@ -56,7 +56,8 @@ class Recipe:
     batch_size: int = 128  # global batch: per-process batch = batch_size / processes / grad_accum_steps
     # muon: torch.optim.Muon on the conv/linear filters (flattened to out x rest matrices), SGD with this recipe's
     # momentum on the classifier, biases and norm affines, at lr * aux_lr_scale (airbench94_muon's split)
-    optimizer: Literal["sgd", "rmsproptf", "adamw", "muon"] = "sgd"
+    # sgdc: timm's SGD with corrected decoupled weight decay (the decay scaled by lr / peak lr), for the twin
+    optimizer: Literal["sgd", "sgdc", "rmsproptf", "adamw", "muon"] = "sgd"
     lr: float = 0.1  # peak LR for the global batch
     aux_lr_scale: float = 1.0  # optimizer muon only: the SGD part's LR relative to lr
     momentum: float = 0.9
@@ -73,6 +74,10 @@ class Recipe:
     invariant_norm: float | None = None
     fc_norm_mode: Literal["matrix", "rows"] = "matrix"
     weight_decay: float = 0.0
+    # method wd: which weights get no decay. norm_bias: norm-layer affines and biases (timm's and torchvision's
+    # default); norm_bias_depthwise: also depthwise conv filters (the MobileNet authors' advice; OpenMMLab's mobile
+    # configs set their decay to 0)
+    wd_exclude: Literal["norm_bias", "norm_bias_depthwise"] = "norm_bias"
     # regularization and augmentation
     label_smoothing: float = 0.0
     hflip: float = 0.5
@@ -234,6 +239,13 @@ RULES: tuple[tuple[Callable[[Recipe], bool], Callable[[Recipe], str]], ...] = (
         lambda r: (
             f"recipe field weight_decay={r.weight_decay!r} with method: fixnorm: FixNorm replaces weight decay;"
             " set weight_decay: 0, or method: wd for the weight-decay twin"
+        ),
+    ),
+    (
+        lambda r: r.method == "fixnorm" and (r.wd_exclude != "norm_bias" or r.optimizer == "sgdc"),
+        lambda r: (
+            f"recipe fields wd_exclude={r.wd_exclude!r}, optimizer={r.optimizer!r}: weight-decay settings; "
+            "FixNorm has no weight decay (use optimizer: sgd and leave wd_exclude unset, or method: wd)"
         ),
     ),
     (

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import CLI, default_sigint, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["train", "fashion_mnist/demo_wd", "--set", "train_subset=256", "--set", "epochs=1", "--no-progress"]
@@ -139,3 +139,24 @@ def test_damaged_run_weights_are_one_line_naming_the_file(tmp_path: Path) -> Non
             )
         )
         assert str(weights) in line and not out.exists(), how
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """``fixnorm-zoo list | head -1``: a reader that has closed the pipe before the command writes. The command
+    ends without an error line (it printed "error: Broken pipe ... free space or pick a writable location")."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run(
+            [*CLI, "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            preexec_fn=default_sigint,
+        )
+    finally:
+        os.close(write_end)
+    assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -42,7 +42,7 @@ def test_unknown_field_lists_allowed_and_suggests() -> None:
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        ({"optimizer": "adam"}, r"optimizer='adam': expected one of 'sgd', 'rmsproptf', 'adamw'"),
+        ({"optimizer": "adam"}, r"optimizer='adam': expected one of 'sgd', 'sgdc', 'rmsproptf', 'adamw'"),
         ({"epochs": "ten"}, r"epochs='ten': expected int"),
         ({"epochs": 0}, r"epochs=0: must be > 0"),
         ({"weight_decay": 1e-4}, r"FixNorm replaces weight decay"),

@@ -134,7 +134,9 @@ def test_readme_tables_are_generated_from_the_rows() -> None:
     placed = sorted(m.group(2) for t in texts.values() for m in tables_mod.BLOCK.finditer(t))
     assert placed == sorted(tables_mod.TABLES), placed
     for name, text in texts.items():
-        assert tables_mod.render_readme(text, ROWS) == text, f"{name}: run .venv/bin/python eval/record.py readme"
+        assert tables_mod.render_readme(text, ROWS) == text, (
+            f"{name}: run .venv/bin/python eval/record.py readme"
+        )
     for name, text in texts.items():  # every page's relative links (pages, figures, files) resolve
         for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
             if not link.startswith(("http://", "https://")):

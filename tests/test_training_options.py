@@ -3,6 +3,8 @@ alternating flips. Each is checked for doing what it says on a tiny real run or 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from helpers import tiny_recipe
@@ -214,3 +216,36 @@ def test_whiten_stem_refuses_a_stem_it_cannot_whiten() -> None:
         tiny_recipe(
             whiten_stem=True, dataset="imagenet", input_size=[3, 32, 32], mean=[0.5] * 3, std=[0.5] * 3
         )
+
+
+def test_the_twins_exclusion_policies_decay_what_they_say() -> None:
+    """The weight-decay twin's two exclusion policies on a depthwise model: timm's default decays depthwise
+    filters (only norm affines and biases are exempt); ``norm_bias_depthwise`` exempts them too; sgdc is timm's
+    corrected decay. FixNorm refuses both settings, which belong to weight decay."""
+    from fixnorm_zoo.errors import RecipeError
+    from fixnorm_zoo.models.build import model_from_recipe
+    from fixnorm_zoo.optim.factory import build_optimizer
+    from fixnorm_zoo.recipe import load_recipe
+
+    def decays(**overrides) -> tuple[dict[int, float], Any]:
+        recipe = load_recipe(
+            "fashion_mnist/mobilenetv2_110d_wd", overrides={"weight_decay": 4e-5, **overrides}
+        )
+        model = model_from_recipe(recipe)
+        opt = build_optimizer(recipe, model)
+        return {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}, model, opt
+
+    default, model, _ = decays()
+    dw = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    dense = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1]
+    norms = [m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert dw and all(default[id(w)] == 4e-5 for w in dw)
+    assert all(default[id(w)] == 4e-5 for w in dense) and all(default[id(w)] == 0.0 for w in norms)
+    exempt, model, _ = decays(wd_exclude="norm_bias_depthwise")
+    dw = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    dense = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1]
+    assert all(exempt[id(w)] == 0.0 for w in dw) and all(exempt[id(w)] == 4e-5 for w in dense)
+    _, _, opt = decays(optimizer="sgdc")
+    assert type(opt).__name__ == "SGDW" and opt.defaults.get("corrected_weight_decay") is True
+    with pytest.raises(RecipeError, match="wd_exclude"):
+        load_recipe("fashion_mnist/mobilenetv2_110d_fixnorm", overrides={"wd_exclude": "norm_bias_depthwise"})

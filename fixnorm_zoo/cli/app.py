@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fixnorm-zoo {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
+    except BrokenPipeError:  # `fixnorm-zoo list | head -2`: the reader has what it wanted; nothing went wrong
+        os.dup2(
+            os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()
+        )  # Python's flush at exit must not fail too
+        return 0
     except OSError as e:  # a full disk, a read-only folder: the user's to fix, not a bug
         if debug or e.errno is None:  # errno None: not a file-system error (an HTTP error, say)
             raise

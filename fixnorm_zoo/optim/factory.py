@@ -19,7 +19,7 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     from fixnorm_zoo.optim.fixnorm import FixNorm
 
     kwargs: dict[str, Any] = {"lr": recipe.lr}
-    if recipe.optimizer == "sgd":
+    if recipe.optimizer in ("sgd", "sgdc"):
         kwargs.update(momentum=recipe.momentum, nesterov=recipe.nesterov and recipe.momentum > 0)
     elif recipe.optimizer == "rmsproptf":
         kwargs.update(
@@ -41,12 +41,30 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
             **kwargs,
         )
     else:
+        params = model if recipe.wd_exclude == "norm_bias" else decay_groups(model, recipe.weight_decay)
         optimizer = timm.optim.create_optimizer_v2(
-            model, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
+            params, opt=recipe.optimizer, weight_decay=recipe.weight_decay, **kwargs
         )
     if recipe.bn_bias_lr_scale != 1.0:
         separate_bn_biases(optimizer, model=model, lr_scale=recipe.bn_bias_lr_scale)
     return optimizer
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Parameter groups for ``wd_exclude: norm_bias_depthwise``: no decay on 1-D parameters (norm affines), biases
+    (timm's own exclusions) or depthwise conv filters (``groups == in_channels > 1``); ``weight_decay`` on the rest."""
+    depthwise = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+    }
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim <= 1 or name.endswith(".bias") or id(p) in depthwise
+        (no_decay if skip else decay).append(p)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
 def separate_bn_biases(optimizer: torch.optim.Optimizer, *, model: nn.Module, lr_scale: float) -> int:
