@@ -321,7 +321,29 @@ def _status(m) -> str:
     return f"{m.status}, bundled" if m.hub.bundled else m.status
 
 
+def pilot_table(rows: list[dict[str, str]]) -> str:
+    """The paper's families' adaptation pilot: per family and adaptation, the held-out top-1 of one FixNorm run at
+    the recipe's starting knobs, its epochs and the command that repeats it."""
+    lines = [
+        "| family | adaptation (`--set`) | epochs | held-out top-1 % | trial minutes (1 thread, shared cores) | rerun |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not r["id"].startswith("pilot_"):
+            continue
+        entry = r["id"].split("/")[0]
+        family = Path(r["recipe"]).name.rsplit("_", 1)[0]
+        sets = [a for a in r["command"].split("--set ")[1:] if not a.startswith(("epochs=", "seed="))]
+        adaptation = ", ".join(f"`{a.split(' --')[0].strip().strip(chr(39))}`" for a in sets) or "stock, 28 px"
+        lines.append(
+            f"| {family} | {adaptation} | {r['epochs']} | {float(r['top1']):.2f} | {float(r['train_min']):.1f} | "
+            f"`eval/record.py run --only {entry}` |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
+    "pilot": pilot_table,
     "zoo": zoo_table,
     "families": families_table,
     "fast": fast_table,
