@@ -334,7 +334,9 @@ def pilot_table(rows: list[dict[str, str]]) -> str:
         entry = r["id"].split("/")[0]
         family = Path(r["recipe"]).name.rsplit("_", 1)[0]
         sets = [a for a in r["command"].split("--set ")[1:] if not a.startswith(("epochs=", "seed="))]
-        adaptation = ", ".join(f"`{a.split(' --')[0].strip().strip(chr(39))}`" for a in sets) or "stock, 28 px"
+        adaptation = (
+            ", ".join(f"`{a.split(' --')[0].strip().strip(chr(39))}`" for a in sets) or "stock, 28 px"
+        )
         lines.append(
             f"| {family} | {adaptation} | {r['epochs']} | {float(r['top1']):.2f} | {float(r['train_min']):.1f} | "
             f"`eval/record.py run --only {entry}` |"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,13 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     finally:
         os.close(write_end)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_the_command_runs_as_python_m_fixnorm_zoo_and_says_its_version() -> None:
+    """``python -m fixnorm_zoo --version`` works like ``fixnorm-zoo --version`` (the package's one version)."""
+    import fixnorm_zoo
+
+    r = run_cli("--version", program=(sys.executable, "-m", "fixnorm_zoo"))
+    assert r.returncode == 0 and r.stdout.strip() == f"fixnorm-zoo {fixnorm_zoo.__version__}", (
+        r.stdout + r.stderr
+    )

@@ -19,7 +19,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "--data", required=True, help="fashion_mnist[:DIR], or an ImageFolder root (uses its val/)"
     )
     p.add_argument("--batch-size", type=int, default=256, help="per-process batch size")
-    p.add_argument("--workers", type=int, default=4)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="image-decoding processes for an image folder (0: in this process)",
+    )
     p.add_argument("--results-csv", help="append the row (timm's results columns) to this CSV")
     p.add_argument(
         "--mirror", help="read a zoo model's weights from this folder (Hub layout; default: $FIXNORM_ZOO_HUB)"
