@@ -510,3 +510,33 @@ def test_hub_republish_leaves_no_file_of_the_previous_run(hub, runs, tmp_path) -
     files = _run(["-c", code], env)
     assert files.returncode == 0, files.stderr
     assert "fixnorm_vs_wd.png" not in files.stdout and "model.safetensors" in files.stdout
+
+
+def test_push_uploads_no_symlink_target_and_never_blocks_on_a_fifo(hub, runs, tmp_path) -> None:
+    """A release folder's file that is a symlink (to a secret, say) or a FIFO stops the push before anything goes
+    up, with one error line naming it: push uploads only regular files, the very bytes it hashed."""
+    import os
+
+    registry = tmp_path / "zoo.json"
+    shutil.copyfile(ROOT / "fixnorm_zoo" / "zoo.json", registry)
+    env = _env(hub, tmp_path / "home", registry)
+    release = tmp_path / "release"
+    r = run_cli(
+        "publish", str(runs["a"]), "--repo-id", "org/s1", "--name", "s1", "--mirror", str(release), env=env
+    )
+    assert r.returncode == 0, r.stderr
+    folder = release / "org" / "s1"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HF_TOKEN=hf_secret")
+    (folder / "results.csv").unlink()
+    (folder / "results.csv").symlink_to(secret)
+    r = run_cli("push", str(release), "--name", "s1", env=env, timeout=60)
+    assert r.returncode == 2 and "symlink" in r.stderr and "results.csv" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and _entry(registry, "s1")["hub"]["revision"] is None
+    (folder / "results.csv").unlink()
+    (folder / "results.csv").write_text("model,top1\n")
+    (folder / "README.md").unlink()
+    os.mkfifo(folder / "README.md")
+    r = run_cli("push", str(release), "--name", "s1", env=env, timeout=60)  # a hang would time out
+    assert r.returncode == 2 and "FIFO" in r.stderr and "README.md" in r.stderr, r.stderr
+    assert _entry(registry, "s1")["hub"]["revision"] is None

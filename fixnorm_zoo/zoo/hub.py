@@ -238,12 +238,33 @@ def check_hub_reachable() -> None:
         ) from None
 
 
-def release_digest(folder: Path, files: list[str]) -> str:
+def release_digest(contents: dict[str, bytes]) -> str:
     """sha256 over a release folder's files (sorted names, each name and its content's sha256): what a push sent."""
     h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(f"{name}\0{sha256_file(folder / name)}\n".encode())
+    for name in sorted(contents):
+        h.update(f"{name}\0{hashlib.sha256(contents[name]).hexdigest()}\n".encode())
     return h.hexdigest()
+
+
+def read_release_folder(folder: Path, *, name: str) -> dict[str, bytes]:
+    """The :data:`RELEASE_FILES` of one repo folder, each read once as a regular file (never through a symlink,
+    never blocking on a FIFO): the bytes push hashes are the bytes it uploads.
+
+    Raises:
+        PublishRefused: one of them is a symlink or not a regular file (nothing is pushed).
+    """
+    import fnmatch
+
+    from fixnorm_zoo.utils.files import read_regular_file
+
+    contents = {}
+    for p in sorted(folder.iterdir()):
+        if any(fnmatch.fnmatch(p.name, pat) for pat in RELEASE_FILES):
+            try:
+                contents[p.name] = read_regular_file(p)
+            except FileExistsError as e:
+                raise PublishRefused(f"{name}: {e}; nothing pushed") from None
+    return contents
 
 
 def push_release(
@@ -268,9 +289,7 @@ def push_release(
         IntegrityError: a folder's weights are not the registry's.
         UnknownModelError: an unknown name.
     """
-    import fnmatch
-
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     if names is not None:
         wanted = {registry.get(n).name for n in names}  # an unknown name is an error, not a silent no-op
@@ -294,23 +313,21 @@ def push_release(
                 f"{info.name}: {folder} holds pickle files {pickles}: nothing pushed; the zoo ships safetensors only, "
                 "remove them"
             )
-        digest = sha256_file(folder / info.hub.filename)
+        contents = read_release_folder(folder, name=info.name)
+        digest = hashlib.sha256(contents.get(info.hub.filename, b"")).hexdigest()
         if digest != info.hub.sha256:
             raise IntegrityError(
                 f"{info.name}: {folder / info.hub.filename} has sha256 {digest}, the registry pins "
                 f"{info.hub.sha256}: nothing pushed"
             )
-        files = [
-            p.name for p in folder.iterdir() if any(fnmatch.fnmatch(p.name, pat) for pat in RELEASE_FILES)
-        ]
-        selected.append((info, folder, files))
+        selected.append((info, contents))
 
     if selected:
         check_hub_reachable()
     api = HfApi()
     pushed = []
-    for info, folder, files in selected:
-        digest = release_digest(folder, files)
+    for info, contents in selected:
+        digest = release_digest(contents)
         if not force and info.hub.revision and info.hub.release_sha256 == digest:
             pushed.append(
                 {
@@ -322,10 +339,9 @@ def push_release(
             )
             continue
         api.create_repo(info.hub.repo_id, exist_ok=True)
-        commit = api.upload_folder(
+        commit = api.create_commit(  # the bytes checked above, not the folder read again
             repo_id=info.hub.repo_id,
-            folder_path=str(folder),
-            allow_patterns=files,
+            operations=[CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in contents.items()],
             commit_message=f"fixnorm_zoo: {info.name} (top-1 {info.top1}%)",
         )
         hub = dataclasses.replace(info.hub, revision=commit.oid, release_sha256=digest)
