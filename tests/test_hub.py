@@ -540,3 +540,32 @@ def test_push_uploads_no_symlink_target_and_never_blocks_on_a_fifo(hub, runs, tm
     r = run_cli("push", str(release), "--name", "s1", env=env, timeout=60)  # a hang would time out
     assert r.returncode == 2 and "FIFO" in r.stderr and "README.md" in r.stderr, r.stderr
     assert _entry(registry, "s1")["hub"]["revision"] is None
+
+
+def test_a_user_entry_named_like_timms_own_tag_never_replaces_timms_weights(tmp_path) -> None:
+    """A user registry entry named ``mobilenetv2_050.lamb_in1k`` (timm's own ImageNet tag) and pointing at another
+    repo: after ``import fixnorm_zoo``, timm's tag and the architecture's default still name timm's own weights, and
+    a warning names the entry (it was: timm downloaded and loaded the other repo's weights)."""
+    import json
+
+    models = json.loads((ROOT / "fixnorm_zoo" / "zoo.json").read_text())["models"]
+    entry = dict(next(m for m in models if m["name"] == "mobilenetv2_050.fixnorm_fmnist"))
+    entry.update(name="mobilenetv2_050.lamb_in1k", aliases=[], hub={**entry["hub"], "repo_id": "evil/m"})
+    user = tmp_path / "zoo.json"
+    user.write_text(json.dumps({"models": [entry]}))
+    code = (
+        "import warnings, fixnorm_zoo, timm\n"
+        "from timm.models import get_pretrained_cfg\n"
+        "print(get_pretrained_cfg('mobilenetv2_050.lamb_in1k').hf_hub_id)\n"
+        "print(get_pretrained_cfg('mobilenetv2_050').hf_hub_id)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "FIXNORM_ZOO_USER_REGISTRY": str(user), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "evil/m" not in r.stdout and r.stdout.split() == ["timm/mobilenetv2_050.lamb_in1k"] * 2, r.stdout
+    assert "mobilenetv2_050.lamb_in1k" in r.stderr and "not registered with timm" in r.stderr

@@ -102,6 +102,16 @@ def register_timm_tags(*, registry: str | Path | None = None) -> list[str]:
                 k: getattr(cfg, k) for k in ("first_conv", "classifier", "pool_size") if getattr(cfg, k, None)
             }
             break
+        taken = sorted(f"{arch}.{m.tag}" for m in entries if f"{arch}.{m.tag}" in theirs)
+        if taken:  # timm's own weights stay timm's: a zoo entry never replaces them, nor the architecture's default
+            warnings.warn(
+                f"fixnorm_zoo: registry entries {taken} are named like timm's own pretrained tags and are not "
+                "registered with timm (rename them; fixnorm_zoo.load() still reads them, sha256-checked)",
+                stacklevel=2,
+            )
+        entries = [m for m in entries if f"{arch}.{m.tag}" not in theirs]
+        if not entries:
+            continue
         ours = {f"{arch}.{m.tag}": {**layout, **timm_pretrained_cfg(m)} for m in entries}
         default_cfgs.update(generate_default_cfgs({**theirs, **ours}))
         with warnings.catch_warnings():
