@@ -171,3 +171,18 @@ def test_the_command_runs_as_python_m_fixnorm_zoo_and_says_its_version() -> None
     assert r.returncode == 0 and r.stdout.strip() == f"fixnorm-zoo {fixnorm_zoo.__version__}", (
         r.stdout + r.stderr
     )
+
+
+def test_control_characters_in_user_input_reach_the_terminal_escaped(tmp_path) -> None:
+    """An escape sequence hidden in a path or an id is printed as ``\\x1b``, never sent raw to the terminal: in the
+    result line (``train --output``) and in the one error line (a malformed ``hf-hub:`` id, which was also a
+    traceback from huggingface_hub's validator)."""
+    tiny = ["--set", "train_subset=256", "--set", "epochs=1", "--set", "batch_size=64", "--no-progress"]
+    tiny += ["--set", "model_args.widths=[8,8,16,32]"]
+    r = run_cli("train", "fashion_mnist/resnet9s_fixnorm", *tiny, "--output", "run\x1b[31m", cwd=tmp_path)
+    assert r.returncode == 0 and "\x1b" not in r.stdout and "run\\x1b[31m" in r.stdout, repr(
+        r.stdout + r.stderr
+    )
+    r = run_cli("eval", "hf-hub:org\x1b[31m/name", "--data", "fashion_mnist", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "\x1b" not in r.stderr, repr(r.stderr)
+    assert "\\x1b[31m" in r.stderr and len(r.stderr.strip().splitlines()) == 1, repr(r.stderr)

@@ -14,7 +14,7 @@ from fixnorm_zoo import __version__
 from fixnorm_zoo.cli import demo, publish, train, tune
 from fixnorm_zoo.cli import eval as eval_
 from fixnorm_zoo.cli import list as list_
-from fixnorm_zoo.cli.options import is_main_process
+from fixnorm_zoo.cli.options import is_main_process, shown
 from fixnorm_zoo.errors import FixNormZooError, Preempted
 from fixnorm_zoo.utils.preemption import EXIT_INTERRUPTED
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except Preempted as e:  # a signal: checkpoint saved; one line, once, and the code a requeue script tests
         if is_main_process():
-            print(f"fixnorm-zoo {args.command}: {e}", file=sys.stderr)
+            print(f"fixnorm-zoo {args.command}: {shown(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:  # Ctrl-C twice, or outside training: no traceback
         print(f"fixnorm-zoo {args.command}: interrupted", file=sys.stderr)
@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FixNormZooError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
         if debug:
             raise
-        print(f"fixnorm-zoo {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
+        print(
+            f"fixnorm-zoo {args.command}: error: {shown(' '.join(str(e).split()))}", file=sys.stderr
+        )  # one line
         return 2
     except BrokenPipeError:  # `fixnorm-zoo list | head -2`: the reader has what it wanted; nothing went wrong
         os.dup2(

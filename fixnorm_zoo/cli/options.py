@@ -37,6 +37,12 @@ def recipe_from_args(args: argparse.Namespace) -> tuple[Recipe, dict]:
     return load_recipe(args.recipe, overrides=overrides), overrides
 
 
+def shown(text: object) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence hidden in a path or a repo id) are
+    printed as their escapes (``\\x1b``), never sent raw."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def is_main_process() -> bool:
     """Under torchrun or ``accelerate launch`` every process runs the command: only rank 0 prints the result, so
     the output reads the same as a one-process run's (and several writers cannot interleave on one pipe). The

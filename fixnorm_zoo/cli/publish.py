@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from fixnorm_zoo.cli.options import WRITE_REGISTRY_HELP
+from fixnorm_zoo.cli.options import WRITE_REGISTRY_HELP, shown
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -69,11 +69,13 @@ def run_publish(args: argparse.Namespace) -> int:
     print(f"{result['name']}: re-measured top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}%")
     print(f"model.safetensors {result['size']} bytes sha256 {result['sha256']}")
     if args.dry_run:
-        print(f"dry run: repo folder written to {result['folder']}; nothing uploaded, registry unchanged")
+        print(
+            f"dry run: repo folder written to {shown(result['folder'])}; nothing uploaded, registry unchanged"
+        )
     elif result["revision"]:
-        print(f"uploaded {args.repo_id} at commit {result['revision']}; registry updated")
+        print(f"uploaded {shown(args.repo_id)} at commit {result['revision']}; registry updated")
     else:
-        print(f"copied to the mirror {result['folder']}; registry updated")
+        print(f"copied to the mirror {shown(result['folder'])}; registry updated")
     return 0
 
 
@@ -91,8 +93,8 @@ def run_push(args: argparse.Namespace) -> int:
             )
         else:
             print(
-                f"{row['name']}: pushed {args.release}/{row['repo_id']} to the Hub, pinned commit {row['revision']}"
+                f"{row['name']}: pushed {shown(args.release)}/{row['repo_id']} to the Hub, pinned commit {row['revision']}"
             )
     if not pushed:
-        print(f"nothing to push: no published zoo entry has a folder under {args.release}")
+        print(f"nothing to push: no published zoo entry has a folder under {shown(args.release)}")
     return 0

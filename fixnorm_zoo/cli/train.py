@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fixnorm_zoo.cli.options import add_recipe_options, is_main_process, recipe_from_args
+from fixnorm_zoo.cli.options import add_recipe_options, is_main_process, recipe_from_args, shown
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
         resume_changes=tuple(overrides),
     )
     if is_main_process():
-        print(f"{recipe.name}: top-1 {summary['top1']:.2f}% top-5 {summary['top5']:.2f}% -> {output}")
+        print(f"{recipe.name}: top-1 {summary['top1']:.2f}% top-5 {summary['top5']:.2f}% -> {shown(output)}")
     return 0

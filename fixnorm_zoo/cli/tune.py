@@ -7,7 +7,7 @@ import math
 import shlex
 from pathlib import Path
 
-from fixnorm_zoo.cli.options import add_recipe_options, is_main_process, recipe_from_args
+from fixnorm_zoo.cli.options import add_recipe_options, is_main_process, recipe_from_args, shown
 from fixnorm_zoo.tune.strategies import SEARCHES
 
 
@@ -121,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
     )
     scored = "held-out top-1" if args.full_runs else "proxy top-1"
     print(f"best {scored} {result['score']:.2f}: fixnorm-zoo train {args.recipe} {sets}")
-    print(f"wrote {output}/trials.jsonl, trials.csv, best.yaml, trials.png")
+    print(f"wrote {shown(output)}/trials.jsonl, trials.csv, best.yaml, trials.png")
     return 0

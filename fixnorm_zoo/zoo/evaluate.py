@@ -77,7 +77,11 @@ def load_source(source: str, *, mirror: str | Path | None = None) -> tuple[nn.Mo
             return model, {**pretrained_cfg_of(info), "num_classes": info.num_classes}, info.name
     if source.startswith("hf-hub:"):
         import fixnorm_zoo.models.resnet9s  # noqa: F401  (a zoo repo of a small-input model)
+        from fixnorm_zoo.zoo.hub import check_repo_id
 
+        check_repo_id(
+            source.removeprefix("hf-hub:").split("@")[0]
+        )  # a malformed id: one line, not timm's traceback
         model = timm.create_model(source, pretrained=True)
         cfg = resolve_data_config({}, model=model)
         cfg["num_classes"] = model.num_classes

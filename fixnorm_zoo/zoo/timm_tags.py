@@ -103,7 +103,9 @@ def register_timm_tags(*, registry: str | Path | None = None) -> list[str]:
             }
             break
         taken = sorted(f"{arch}.{m.tag}" for m in entries if f"{arch}.{m.tag}" in theirs)
-        if taken:  # timm's own weights stay timm's: a zoo entry never replaces them, nor the architecture's default
+        if (
+            taken
+        ):  # timm's own weights stay timm's: a zoo entry never replaces them, nor the architecture's default
             warnings.warn(
                 f"fixnorm_zoo: registry entries {taken} are named like timm's own pretrained tags and are not "
                 "registered with timm (rename them; fixnorm_zoo.load() still reads them, sha256-checked)",
