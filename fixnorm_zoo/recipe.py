@@ -271,6 +271,13 @@ RULES: tuple[tuple[Callable[[Recipe], bool], Callable[[Recipe], str]], ...] = (
         lambda r: f"recipe field input_size={r.input_size}: channels and sides must be from 1 to {MAX_SIDE}",
     ),
     (
+        lambda r: any(not 0.0 <= v <= 1.0 for v in r.mean) or any(v > 1.0 for v in r.std),
+        lambda r: (
+            f"recipe fields mean={r.mean}, std={r.std}: on the 0-1 pixel scale (timm's convention, e.g. "
+            "ImageNet's mean [0.485, 0.456, 0.406]): each mean in [0, 1], each std in (0, 1]"
+        ),
+    ),
+    (
         lambda r: r.min_lr > r.lr,
         lambda r: f"recipe fields min_lr={r.min_lr} > lr={r.lr}: the schedule ends at min_lr <= lr",
     ),
@@ -346,7 +353,9 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(t) for t in typing.get_args(tp))
     if tp is type(None):
         return "null"
-    return getattr(tp, "__name__", str(tp)).replace("list", "a list")
+    if origin is list:
+        return "a list of " + _describe(typing.get_args(tp)[0])
+    return getattr(tp, "__name__", str(tp))
 
 
 def _check_types(recipe: Recipe) -> None:
@@ -360,6 +369,11 @@ def _check_types(recipe: Recipe) -> None:
         if hints[f.name] in (float, float | None) and (number := _as_float(value)) is not None:
             setattr(recipe, f.name, number)
             continue
+        if hints[f.name] == list[float] and isinstance(value, list):  # ["1e30"]: YAML 1.1 strings, as above
+            numbers = [_as_float(v) for v in value]
+            if all(n is not None for n in numbers):
+                setattr(recipe, f.name, numbers)
+                continue
         if not _type_ok(value, hints[f.name]):
             raise RecipeError(f"recipe field {f.name}={value!r}: expected {_describe(hints[f.name])}")
 

@@ -48,6 +48,9 @@ def test_unknown_field_lists_allowed_and_suggests() -> None:
         ({"weight_decay": 1e-4}, r"FixNorm replaces weight decay"),
         ({"input_size": [3, 28, 28]}, r"one value per channel"),
         ({"label_smoothing": 1.5}, r"label_smoothing=1.5"),
+        # `--set 'mean=[1e30]'` (a YAML 1.1 string in a list) was refused as "expected a list"
+        ({"mean": ["1e30"]}, r"mean=\[1e\+30\].*0-1 pixel scale"),
+        ({"mean": ["x"]}, r"mean=\['x'\]: expected a list of float"),
     ],
 )
 def test_bad_values_name_field_value_and_allowed(overrides: dict, match: str) -> None:
