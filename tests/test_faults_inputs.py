@@ -109,8 +109,11 @@ def finished(tmp_path_factory) -> Path:
         ({"epoch": -3}, "non-negative"),
         ({"num_updates": "many"}, "non-negative"),
         (None, "expected a JSON object"),
+        ({"step_in_epoch": 100}, "step_in_epoch=100 does not fit"),  # was: exit 0 with other final weights
+        ({"best_top1": 1e9}, "best_top1=1000000000.0"),  # was: copied into summary.json
+        ({"epoch_loss_sums": ["x"]}, "epoch_loss_sums"),  # was: a TypeError traceback
     ],
-    ids=["epoch99", "epoch-3", "updates-str", "not-a-dict"],
+    ids=["epoch99", "epoch-3", "updates-str", "not-a-dict", "step100", "best-1e9", "loss-sums-str"],
 )
 def test_hand_edited_train_state_is_refused(finished, tmp_path, edit, reason) -> None:
     run = tmp_path / "run"
@@ -286,3 +289,32 @@ def test_a_billion_laughs_recipe_file_is_refused_before_it_expands(tmp_path) -> 
     recipe.write_text("inherit: fashion_mnist/demo_wd\nmodel_args:\n  " + bomb.replace("\n", "\n  ") + "\n")
     with pytest.raises(RecipeError, match="anchors/aliases"):
         load_recipe(str(recipe))
+
+
+def test_a_mid_epoch_state_that_does_not_fit_the_run_is_refused(tmp_path) -> None:
+    """A step checkpoint whose ``step_in_epoch`` was edited (1 where its folder and update count say 2) is refused
+    on --resume with a line naming the file (it resumed silently, then ended with other weights)."""
+    from helpers import TINY_RESNET9S, run_cli
+
+    sets = [
+        a
+        for k, v in {**TINY_RESNET9S, "train_subset": 640, "epochs": 2}.items()
+        for a in ("--set", f"{k}={json.dumps(v)}")
+    ]
+    args = [
+        "train",
+        "fashion_mnist/resnet9s_fixnorm",
+        *sets,
+        "--set",
+        "checkpoint_every_steps=3",
+        "--no-progress",
+    ]
+    run = tmp_path / "run"
+    killed = run_cli(*args, "--output", str(run), FIXNORM_ZOO_KILL_AT="train:update_14")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    step = next(p for p in (run / "checkpoints").iterdir() if "_step_" in p.name)
+    state = json.loads((step / RunDir.TRAIN_STATE).read_text())
+    assert state["step_in_epoch"] == 2
+    (step / RunDir.TRAIN_STATE).write_text(json.dumps({**state, "step_in_epoch": 1}))
+    r = run_cli(*args, "--output", str(run), "--resume")
+    assert r.returncode == 2 and "does not fit this run" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -340,3 +341,28 @@ def _check_train_state(state: Any, ckpt: Path) -> None:
         raise ValueError(
             f"{where}: num_updates={state['num_updates']} is not the update count in {ckpt.name}"
         )
+    if bool(m.group(1)) != (step > 0):  # a mid-epoch folder holds a batch count; an epoch's end holds none
+        raise ValueError(
+            f"{where}: step_in_epoch={step} does not fit {ckpt.name} (a step checkpoint is mid-epoch, >= 1; an "
+            "epoch checkpoint is at the epoch's end, 0)"
+        )
+    sums = state.get("epoch_loss_sums", [])
+    if not isinstance(sums, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in sums
+    ):
+        raise ValueError(
+            f"{where}: epoch_loss_sums={sums!r} must be a list of finite numbers (one per process)"
+        )
+    best, best_epoch = state.get("best_top1", -1.0), state.get("best_epoch", -1)
+    if isinstance(best, bool) or not isinstance(best, int | float) or not -1.0 <= best <= 100.0:
+        raise ValueError(f"{where}: best_top1={best!r} must be a top-1 in percent (or -1 before any)")
+    if (
+        isinstance(best_epoch, bool)
+        or not isinstance(best_epoch, int)
+        or not -1 <= best_epoch <= state["epoch"]
+    ):
+        raise ValueError(f"{where}: best_epoch={best_epoch!r} must be an epoch done (or -1 before any)")
+    for key in ("epoch_images", "train_time_s", "epoch_train_s"):
+        value = state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise ValueError(f"{where}: {key}={value!r} must be a non-negative number")

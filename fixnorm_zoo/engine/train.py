@@ -202,6 +202,21 @@ def resume_from(
         return None
     ckpt, train_state = found
     state.load_state_dict(train_state)
+    if (
+        state.step_in_epoch and not changes
+    ):  # mid-epoch: the batch count must fit this epoch and the update count
+        try:
+            batches = len(parts.train_loader)
+        except TypeError:  # a stream without a length: nothing to check against
+            batches = None
+        accum = max(1, accelerator.gradient_accumulation_steps)
+        expected = state.epoch * (batches // accum) + state.step_in_epoch // accum if batches else None
+        if batches is not None and (state.step_in_epoch >= batches or state.num_updates != expected):
+            raise DataError(
+                f"--resume: {ckpt / run.TRAIN_STATE} says batch {state.step_in_epoch} of epoch {state.epoch + 1} "
+                f"after {state.num_updates} updates, which does not fit this run's {batches} batches per epoch: "
+                "the file was edited or is from another run; restore it, or resume from an epoch checkpoint"
+            )
     within = f", batch {state.step_in_epoch} of epoch {state.epoch + 1}" if state.step_in_epoch else ""
     logger.info(f"resumed from {ckpt} (epoch {state.epoch}, {state.num_updates} updates{within})")
     if changes:
