@@ -164,3 +164,16 @@ def test_eval_results_csv_on_a_full_disk_still_gives_the_measurement(run, tmp_pa
     monkeypatch.setattr(evaluate_mod, "append_results_row", full)
     with pytest.raises(ResultsNotSaved, match=r"measured top-1 \d+\.\d+ top-5 .*No space left"):
         evaluate_mod.evaluate(str(run), data="fashion_mnist", results_csv=tmp_path / "r.csv")
+
+
+def test_a_symlink_loop_as_the_mirror_or_the_user_registry_is_one_line(run, tmp_path) -> None:
+    """A symlink loop named as the mirror (``--mirror`` or FIXNORM_ZOO_HUB) was a RuntimeError traceback; one as the
+    user registry was silently taken for no registry. Both are now one error line naming the path."""
+    from helpers import run_cli
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    r = run_cli("publish", str(run), "--repo-id", "org/x", "--name", "x", "--mirror", str(loop), cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "symlink loop" in r.stderr, r.stderr
+    r = run_cli("list", FIXNORM_ZOO_USER_REGISTRY=str(loop), cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(loop) in r.stderr, r.stderr

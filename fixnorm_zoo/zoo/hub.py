@@ -66,8 +66,17 @@ def check_repo_id(repo_id: str) -> str:
 
 def mirror_repo_dir(mirror: str | Path, repo_id: str) -> Path:
     """``MIRROR/ORG/NAME`` for a valid repo id, checked to resolve inside the mirror."""
-    root = Path(mirror).resolve()
-    path = (root / check_repo_id(repo_id)).resolve()
+    try:
+        root = Path(mirror).resolve()
+        path = (root / check_repo_id(repo_id)).resolve()
+    except (
+        RuntimeError,
+        OSError,
+    ) as e:  # a symlink loop: RuntimeError before Python 3.13, OSError (ELOOP) after
+        raise UsageError(
+            f"the mirror {mirror} cannot be resolved ({e}): a symlink loop? name a real folder with --mirror or "
+            f"{MIRROR_ENV}"
+        ) from None
     if not path.is_relative_to(root):
         raise UsageError(f"repo id {repo_id!r} resolves outside the mirror {root}: refused")
     return path

@@ -225,6 +225,13 @@ class Registry:
         """Every entry, validated; a name or alias used twice (which would shadow another model) is refused."""
         merged: dict[str, ModelInfo] = {}
         for layer in self.layers:
+            if (
+                layer != self.layers[0] and layer.is_symlink() and not layer.exists()
+            ):  # a dangling link or loop
+                raise RegistryError(
+                    f"zoo registry {layer} is a symlink to nothing that can be read (a loop, or a missing target): "
+                    "make it a file, or remove it to start a new one"
+                )
             if layer != self.layers[0] and not layer.exists():
                 continue  # no user file yet: the package's entries alone
             in_layer: set[str] = set()
