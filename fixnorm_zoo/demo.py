@@ -31,7 +31,10 @@ def _recorded_twin() -> dict | None:
     if not RECORDED.is_file():
         return None
     with open(RECORDED) as f:
-        return next((r for r in csv.DictReader(f) if r["model"] == "fmnist_demo_wd"), None)
+        rows = [r for r in csv.DictReader(f) if r["model"] == "fmnist_demo_wd"]
+    return (
+        rows[-1] if rows else None
+    )  # appended by each re-run of the record: the newest is the current recipe's
 
 
 def _prediction_grid(model, transform, path: Path, *, data_dir: str | None, n: int = 24) -> float:

@@ -59,3 +59,25 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     assert (tmp_path / "hub" / "keep.txt").read_text() == "user data" and (
         tmp_path / "zoo.json"
     ).read_text() == "{}"
+
+
+def test_the_demos_recorded_twin_is_the_current_recipes_row_of_the_record() -> None:
+    """demo_recorded.csv holds one row per model, each the measured row of the manifest run that writes the file
+    (the current recipe's), and the demo compares against it. It held the withdrawn proxy-tuned twin's 91.1 first,
+    and the demo printed that: a +1.0 "FixNorm win" the README had withdrawn."""
+    import csv
+
+    import yaml
+
+    from fixnorm_zoo.demo import RECORDED, _recorded_twin
+
+    root = Path(__file__).resolve().parent.parent
+    with open(RECORDED) as f:
+        shipped = list(csv.DictReader(f))
+    assert len({r["model"] for r in shipped}) == len(shipped), "one row per model"
+    manifest = yaml.safe_load((root / "eval" / "manifest.yaml").read_text())
+    writers = [e for e in manifest["runs"] if e.get("results_csv") == "fixnorm_zoo/demo_recorded.csv"]
+    with open(root / "eval" / "results.csv") as f:
+        measured = {r["id"]: r for r in csv.DictReader(f)}
+    assert [float(r["top1"]) for r in shipped] == [float(measured[e["id"]]["top1"]) for e in writers]
+    assert float(_recorded_twin()["top1"]) == float(measured["demo_wd"]["top1"])
