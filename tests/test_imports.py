@@ -88,3 +88,18 @@ def test_top_level_import_takes_under_a_tenth_of_a_second() -> None:
         for _ in range(3)
     ]
     assert min(times) < 0.1, f"import fixnorm_zoo took {min(times):.3f} s at best of 3"
+
+
+def test_every_name_a_table_of_contents_lists_resolves() -> None:
+    """Each package's ``__all__`` (the lazy table of contents in its ``__init__``) names only what its modules
+    define: a stale entry would be an AttributeError on first use."""
+    import importlib
+
+    missing = []
+    for package in (
+        "fixnorm_zoo",
+        *(f"fixnorm_zoo.{p}" for p in ("utils", "data", "models", "optim", "engine", "zoo", "tune")),
+    ):
+        module = importlib.import_module(package)
+        missing += [f"{package}.{n}" for n in module.__all__ if not hasattr(module, n)]
+    assert not missing, f"listed but not defined: {missing}"

@@ -23,6 +23,6 @@ __getattr__, __dir__, __all__ = attach(
         "EXIT_PREEMPTED": "preemption",
         "EXIT_INTERRUPTED": "preemption",
         "NAME": "names",
-        "check_name": "names",
+        "NAME_RULE": "names",
     },
 )

@@ -11,10 +11,3 @@ import re
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 NAME_RULE = "letters, digits, '_', '.', '-' (at most 128, no leading dot)"
 """:data:`NAME` in words, for error messages."""
-
-
-def name_problem(value: object) -> str | None:
-    """None when ``value`` is a valid name, else what is wrong with it (for the caller's own error class)."""
-    if isinstance(value, str) and NAME.fullmatch(value):
-        return None
-    return f"{value!r} is not a valid name: {NAME_RULE}"
